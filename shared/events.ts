@@ -1,0 +1,31 @@
+import type { Change } from './diff.ts';
+
+/** A host was registered and given its secret (the secret itself is never an event). */
+export interface HostRegistered {
+  type: 'HostRegistered';
+  data: { hostId: string; group: string; hostType: string; roles: string[]; registeredAt: string };
+}
+
+/** A snapshot showed the tracked state changed; `changes` turn the previous state into the new one. */
+export interface StateObserved {
+  type: 'StateObserved';
+  data: { seq: number; observedAt: string; changes: Change[] };
+}
+
+export type HostEvent = HostRegistered | StateObserved;
+export type HostEventType = HostEvent['type'];
+
+/** An event as stored: its place in its stream and an id that makes redelivery recognisable. */
+export type RecordedEvent<E extends HostEvent = HostEvent> = E & {
+  stream: string;
+  version: number;
+  /** Derived from what caused the event (e.g. the snapshot's object key), never random. */
+  eventId: string;
+  recordedAt: string;
+};
+
+export type NewEvent<E extends HostEvent = HostEvent> = E & { eventId: string };
+
+export function hostStream(hostId: string): string {
+  return `host#${hostId}`;
+}
