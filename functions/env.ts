@@ -1,0 +1,16 @@
+/** The only place that reads process.env: each function's config.ts asks for what it needs by name. */
+export type Env = Record<string, string | undefined>;
+
+export function required(env: Env, name: string): string {
+  const value = env[name];
+  if (value === undefined || value === '') throw new Error(`missing environment variable ${name}`);
+  return value;
+}
+
+export function numberOr(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
+  return value;
+}

@@ -1,0 +1,40 @@
+import type { IngestConfig } from '../../shared/ingest.ts';
+import { DEFAULT_BANDS, parseThresholds } from '../../shared/metrics.ts';
+import { type Env, numberOr, required } from '../env.ts';
+
+export interface IngestFunctionConfig {
+  bucket: string;
+  eventsTable: string;
+  hostsTable: string;
+  secretsKeyId: string;
+  ingest: IngestConfig;
+}
+
+export const DEFAULT_INGEST_CONFIG: IngestConfig = {
+  clockSkewSeconds: 300,
+  maxSnapshotBytes: 256 * 1024,
+  heartbeatCoalesceSeconds: 60,
+  bands: DEFAULT_BANDS,
+};
+
+export function loadIngestConfig(env: Env): IngestFunctionConfig {
+  return {
+    bucket: required(env, 'BUCKET'),
+    eventsTable: required(env, 'EVENTS_TABLE'),
+    hostsTable: required(env, 'HOSTS_TABLE'),
+    secretsKeyId: required(env, 'SECRETS_KEY_ID'),
+    ingest: {
+      clockSkewSeconds: numberOr(env, 'CLOCK_SKEW_SECONDS', DEFAULT_INGEST_CONFIG.clockSkewSeconds),
+      maxSnapshotBytes: numberOr(env, 'MAX_SNAPSHOT_BYTES', DEFAULT_INGEST_CONFIG.maxSnapshotBytes),
+      heartbeatCoalesceSeconds: numberOr(
+        env,
+        'HEARTBEAT_COALESCE_SECONDS',
+        DEFAULT_INGEST_CONFIG.heartbeatCoalesceSeconds,
+      ),
+      bands: {
+        load: env.LOAD_BANDS ? parseThresholds(env.LOAD_BANDS, 'LOAD_BANDS') : DEFAULT_BANDS.load,
+        sessions: env.SESSION_BANDS ? parseThresholds(env.SESSION_BANDS, 'SESSION_BANDS') : DEFAULT_BANDS.sessions,
+      },
+    },
+  };
+}
