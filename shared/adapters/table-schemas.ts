@@ -1,0 +1,150 @@
+import {
+  CreateTableCommand,
+  type CreateTableCommandInput,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  ResourceInUseException,
+} from '@aws-sdk/client-dynamodb';
+
+/*
+ * The table layouts as plain data, so the CDK stack, local mode and the tests build the same tables.
+ * Attribute types use DynamoDB's letters, which are also the values of CDK's AttributeType enum.
+ */
+
+export interface KeyAttribute {
+  name: string;
+  type: 'S' | 'N';
+}
+
+export interface GlobalIndexSchema {
+  indexName: string;
+  partitionKey: KeyAttribute;
+  sortKey: KeyAttribute;
+  /** KEYS_ONLY: an index entry costs only its keys; readers fetch the items they need by primary key. */
+  projection: 'KEYS_ONLY';
+}
+
+export interface TableSchema {
+  partitionKey: KeyAttribute;
+  sortKey?: KeyAttribute;
+  globalIndexes: readonly GlobalIndexSchema[];
+  billingMode: 'PAY_PER_REQUEST';
+}
+
+/** One partition per stream (`host#id`, `group#name`), the event's version as sort key. */
+export const EVENTS_TABLE: TableSchema = {
+  partitionKey: { name: 'stream', type: 'S' },
+  sortKey: { name: 'version', type: 'N' },
+  globalIndexes: [],
+  billingMode: 'PAY_PER_REQUEST',
+};
+
+export const HOST_INDEXES = {
+  byGroup: 'byGroup',
+  byRole: 'byRole',
+  byStatus: 'byStatus',
+} as const;
+
+/** The host projection, indexed by the attributes hosts are listed and targeted by. */
+export const HOSTS_TABLE: TableSchema = {
+  partitionKey: { name: 'hostId', type: 'S' },
+  globalIndexes: [
+    {
+      indexName: HOST_INDEXES.byGroup,
+      partitionKey: { name: 'group', type: 'S' },
+      sortKey: { name: 'hostId', type: 'S' },
+      projection: 'KEYS_ONLY',
+    },
+    {
+      indexName: HOST_INDEXES.byRole,
+      partitionKey: { name: 'role', type: 'S' },
+      sortKey: { name: 'hostId', type: 'S' },
+      projection: 'KEYS_ONLY',
+    },
+    {
+      indexName: HOST_INDEXES.byStatus,
+      partitionKey: { name: 'status', type: 'S' },
+      sortKey: { name: 'hostId', type: 'S' },
+      projection: 'KEYS_ONLY',
+    },
+  ],
+  billingMode: 'PAY_PER_REQUEST',
+};
+
+export interface TableNames {
+  events: string;
+  hosts: string;
+}
+
+export function createTableInput(tableName: string, schema: TableSchema): CreateTableCommandInput {
+  const attributes = new Map<string, KeyAttribute>();
+  const remember = (key: KeyAttribute | undefined) => {
+    if (key) attributes.set(key.name, key);
+  };
+  remember(schema.partitionKey);
+  remember(schema.sortKey);
+  for (const index of schema.globalIndexes) {
+    remember(index.partitionKey);
+    remember(index.sortKey);
+  }
+  const keySchema = (partition: KeyAttribute, sort?: KeyAttribute) => [
+    { AttributeName: partition.name, KeyType: 'HASH' as const },
+    ...(sort ? [{ AttributeName: sort.name, KeyType: 'RANGE' as const }] : []),
+  ];
+  return {
+    TableName: tableName,
+    BillingMode: schema.billingMode,
+    AttributeDefinitions: [...attributes.values()].map((key) => ({
+      AttributeName: key.name,
+      AttributeType: key.type,
+    })),
+    KeySchema: keySchema(schema.partitionKey, schema.sortKey),
+    ...(schema.globalIndexes.length > 0
+      ? {
+          GlobalSecondaryIndexes: schema.globalIndexes.map((index) => ({
+            IndexName: index.indexName,
+            KeySchema: keySchema(index.partitionKey, index.sortKey),
+            Projection: { ProjectionType: index.projection },
+          })),
+        }
+      : {}),
+  };
+}
+
+/**
+ * Creates the tables that do not exist yet and waits until they are ACTIVE. Idempotent, so local mode can
+ * call it on every start against a persisted store.
+ */
+export async function createTables(
+  client: DynamoDBClient,
+  names: TableNames,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  const wanted: [string, TableSchema][] = [
+    [names.events, EVENTS_TABLE],
+    [names.hosts, HOSTS_TABLE],
+  ];
+  await Promise.all(
+    wanted.map(async ([name, schema]) => {
+      try {
+        await client.send(new CreateTableCommand(createTableInput(name, schema)));
+      } catch (error) {
+        if (!(error instanceof ResourceInUseException)) throw error;
+      }
+      await waitUntilActive(client, name, options.timeoutMs ?? 30_000);
+    }),
+  );
+}
+
+async function waitUntilActive(client: DynamoDBClient, tableName: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const indexesActive = (Table?.GlobalSecondaryIndexes ?? []).every(
+      (index) => index.IndexStatus === 'ACTIVE',
+    );
+    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return;
+    if (Date.now() > deadline) throw new Error(`table ${tableName} not ACTIVE after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
