@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
@@ -10,7 +11,6 @@ import { newHostSecret } from '../shared/signing.ts';
 import type { ApiDeps } from './api/handler.ts';
 import { DEFAULT_INGEST_CONFIG } from './ingest/config.ts';
 import type { IngestDeps } from './ingest/handler.ts';
-import { randomBytes } from 'node:crypto';
 
 /** Builds the handlers' dependencies from SDK clients: shared by Lambda (index.ts), local mode and tests. */
 export interface WiringOptions {
@@ -37,7 +37,11 @@ function stores(options: WiringOptions) {
 export function buildIngestDeps(options: WiringOptions): IngestDeps {
   return {
     ...stores(options),
-    snapshots: new S3SnapshotStore({ client: options.s3, bucket: options.bucket, onRequest: options.onS3Request }),
+    snapshots: new S3SnapshotStore({
+      client: options.s3,
+      bucket: options.bucket,
+      onRequest: options.onS3Request,
+    }),
     cipher: new CachingCipher(options.cipher),
     config: { ...DEFAULT_INGEST_CONFIG, ...options.config },
     now: () => new Date(),

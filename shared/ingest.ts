@@ -46,7 +46,10 @@ export function parseSnapshot(body: string, keyHostId: string, keySeq: number): 
   }
   const snapshot = parsed.data;
   if (snapshot.hostId !== keyHostId) {
-    return reject('foreign', `object under snapshots/${keyHostId}/ claims to be from host ${snapshot.hostId}`);
+    return reject(
+      'foreign',
+      `object under snapshots/${keyHostId}/ claims to be from host ${snapshot.hostId}`,
+    );
   }
   if (snapshot.seq !== keySeq) {
     return reject('foreign', `object key says sequence ${keySeq} but the snapshot says ${snapshot.seq}`);

@@ -33,7 +33,9 @@ export function loadIngestConfig(env: Env): IngestFunctionConfig {
       ),
       bands: {
         load: env.LOAD_BANDS ? parseThresholds(env.LOAD_BANDS, 'LOAD_BANDS') : DEFAULT_BANDS.load,
-        sessions: env.SESSION_BANDS ? parseThresholds(env.SESSION_BANDS, 'SESSION_BANDS') : DEFAULT_BANDS.sessions,
+        sessions: env.SESSION_BANDS
+          ? parseThresholds(env.SESSION_BANDS, 'SESSION_BANDS')
+          : DEFAULT_BANDS.sessions,
       },
     },
   };

@@ -5,7 +5,10 @@ import type { BatchSummary } from './handler.ts';
  * (which would cost a request per batch).
  */
 export function emfLine(summary: BatchSummary, timestamp: number): string {
-  const counts: Record<string, number> = { SnapshotMessages: summary.records, FailedMessages: summary.failed };
+  const counts: Record<string, number> = {
+    SnapshotMessages: summary.records,
+    FailedMessages: summary.failed,
+  };
   for (const [outcome, count] of Object.entries(summary.outcomes)) {
     counts[`Snapshots_${outcome.replace(':', '_')}`] = count ?? 0;
   }

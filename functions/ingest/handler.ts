@@ -4,8 +4,15 @@ import { hostStream } from '../../shared/events.ts';
 import { evolve, statusOf } from '../../shared/fold.ts';
 import { type IngestConfig, isVerdict, judgeSnapshot, parseSnapshot } from '../../shared/ingest.ts';
 import { parseSnapshotKey } from '../../shared/keys.ts';
-import type { EventStore, HostRecord, HostStore, Rejection, SecretCipher, SnapshotStore } from '../../shared/ports.ts';
-import { type ObjectArrival, arrivalsOf } from './s3-event.ts';
+import type {
+  EventStore,
+  HostRecord,
+  HostStore,
+  Rejection,
+  SecretCipher,
+  SnapshotStore,
+} from '../../shared/ports.ts';
+import { arrivalsOf, type ObjectArrival } from './s3-event.ts';
 
 export type { IngestConfig } from '../../shared/ingest.ts';
 
@@ -48,7 +55,9 @@ export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Prom
       try {
         for (const arrival of arrivalsOf(record)) work.push({ record, arrival });
       } catch (error) {
-        console.error(JSON.stringify({ msg: 'unreadable message', messageId: record.messageId, error: `${error}` }));
+        console.error(
+          JSON.stringify({ msg: 'unreadable message', messageId: record.messageId, error: `${error}` }),
+        );
         failed.add(record.messageId);
       }
     }
@@ -101,7 +110,10 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
     return quarantine({ reason: 'bad-key', detail: (error as Error).message });
   }
   const tooLarge = (size: number) =>
-    quarantine({ reason: 'oversized', detail: `snapshot is ${size} bytes, the limit is ${config.maxSnapshotBytes}` });
+    quarantine({
+      reason: 'oversized',
+      detail: `snapshot is ${size} bytes, the limit is ${config.maxSnapshotBytes}`,
+    });
   if (arrival.size > config.maxSnapshotBytes) return tooLarge(arrival.size);
 
   let body: string;
@@ -118,7 +130,8 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
   const stream = hostStream(keyParts.hostId);
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
     const host = await deps.hosts.get(keyParts.hostId);
-    if (!host) return quarantine({ reason: 'unknown-host', detail: `no host ${keyParts.hostId} is registered` });
+    if (!host)
+      return quarantine({ reason: 'unknown-host', detail: `no host ${keyParts.hostId} is registered` });
     const secret = await deps.cipher.decrypt(host.secretCiphertext, host.hostId);
     const verdict = judgeSnapshot({
       snapshot: parsed,
@@ -164,7 +177,12 @@ async function catchUpProjection(deps: IngestDeps, host: HostRecord): Promise<vo
     const page = await deps.events.read(hostStream(host.hostId), { fromVersion: host.version + 1, cursor });
     for (const event of page.events) {
       const next = evolve(record, event);
-      record = { ...record, ...next, status: statusOf(next), lastSeq: Math.max(record.lastSeq, next.lastChangeSeq) };
+      record = {
+        ...record,
+        ...next,
+        status: statusOf(next),
+        lastSeq: Math.max(record.lastSeq, next.lastChangeSeq),
+      };
     }
     cursor = page.next;
   } while (cursor);
