@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
@@ -8,7 +7,7 @@ import { CachingCipher } from '../shared/caching-cipher.ts';
 import type { IngestConfig } from '../shared/ingest.ts';
 import type { SecretCipher } from '../shared/ports.ts';
 import { newHostSecret } from '../shared/signing.ts';
-import type { ApiDeps } from './api/handler.ts';
+import { type ApiDeps, randomIdSuffix } from './api/handler.ts';
 import { DEFAULT_INGEST_CONFIG } from './ingest/config.ts';
 import type { IngestDeps } from './ingest/handler.ts';
 
@@ -26,7 +25,7 @@ export interface WiringOptions {
   onS3Request?: ConstructorParameters<typeof S3SnapshotStore>[0]['onRequest'];
 }
 
-function stores(options: WiringOptions) {
+function stores(options: Pick<WiringOptions, 'dynamodb' | 'eventsTable' | 'hostsTable' | 'onCapacity'>) {
   const { dynamodb: client, onCapacity } = options;
   return {
     events: new DynamoEventStore({ client, tableName: options.eventsTable, onCapacity }),
@@ -50,10 +49,10 @@ export function buildIngestDeps(options: WiringOptions): IngestDeps {
 
 export function buildApiDeps(options: Omit<WiringOptions, 's3' | 'bucket' | 'config'>): ApiDeps {
   return {
-    ...stores(options as WiringOptions),
+    ...stores(options),
     cipher: options.cipher,
     now: () => new Date(),
     newSecret: newHostSecret,
-    newId: () => randomBytes(4).toString('hex'),
+    newId: randomIdSuffix,
   };
 }

@@ -1,0 +1,296 @@
+import { z } from 'zod';
+import { diff } from '../../../shared/diff.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.ts';
+import { hostStream, type NewEvent, type RecordedEvent } from '../../../shared/events.ts';
+import { evolve, type HostState, statusOf } from '../../../shared/fold.ts';
+import type { Metrics, TrackedState } from '../../../shared/metrics.ts';
+import type { EventStore, HostRecord } from '../../../shared/ports.ts';
+import { HostStatus, Name, RegisterHostRequest } from '../../../shared/schemas.ts';
+import type { ApiDeps } from '../deps.ts';
+import {
+  type ApiRequest,
+  type ApiResponse,
+  intParam,
+  parseBody,
+  parseJsonBody,
+  parseQuery,
+} from '../http.ts';
+
+/** A host as the API shows it: the projection minus its secret ciphertext, which never leaves the store. */
+export interface HostView {
+  hostId: string;
+  group: string;
+  hostType: string;
+  roles: string[];
+  role: string;
+  status: HostStatus;
+  version: number;
+  lastSeq: number;
+  lastChangeSeq: number;
+  lastSeen?: string;
+  registeredAt: string;
+  observedAt?: string;
+  metrics?: Metrics;
+  /** The observed machine state; absent until the first snapshot. */
+  state?: TrackedState;
+}
+
+/** Copies fields one by one, so a field added to HostRecord later is not published by accident. */
+export function hostView(record: HostRecord): HostView {
+  return {
+    hostId: record.hostId,
+    group: record.group,
+    hostType: record.hostType,
+    roles: record.roles,
+    role: record.role,
+    status: record.status,
+    version: record.version,
+    lastSeq: record.lastSeq,
+    lastChangeSeq: record.lastChangeSeq,
+    lastSeen: record.lastSeen,
+    registeredAt: record.registeredAt,
+    observedAt: record.observedAt,
+    metrics: record.metrics,
+    state: record.observed,
+  };
+}
+
+const DEFAULT_LIST_LIMIT = 50;
+const DEFAULT_HISTORY_LIMIT = 100;
+/** The event store's largest page: folding reads whole streams, so fewer round trips matter. */
+const FOLD_PAGE = 1000;
+const Cursor = z.string().min(1).max(4096);
+
+const ListQuery = z
+  .strictObject({
+    role: Name.optional(),
+    status: HostStatus.optional(),
+    group: Name.optional(),
+    service: Name.optional(),
+    version: z.string().min(1).max(64).optional(),
+    limit: intParam(1, 100).optional(),
+    next: Cursor.optional(),
+  })
+  .refine((query) => query.version === undefined || query.service !== undefined, {
+    path: ['version'],
+    message: 'filtering by version needs service too (which service runs at that version?)',
+  });
+
+export async function listHosts(deps: ApiDeps, request: ApiRequest): Promise<ApiResponse> {
+  const { limit, next, ...filter } = parseQuery(ListQuery, request.query);
+  const page = await deps.hosts.list(filter, limit ?? DEFAULT_LIST_LIMIT, next);
+  return { status: 200, xmlRoot: 'hosts', body: { hosts: page.hosts.map(hostView), next: page.next } };
+}
+
+function parseHostId(raw: string): string {
+  const parsed = Name.safeParse(raw);
+  if (!parsed.success) {
+    throw new ValidationError(`"${raw}" is not a host id: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {
+      parameter: 'hostId',
+    });
+  }
+  return parsed.data;
+}
+
+async function requireHost(deps: ApiDeps, raw: string): Promise<HostRecord> {
+  const hostId = parseHostId(raw);
+  const record = await deps.hosts.get(hostId);
+  if (!record) throw new NotFoundError(`host "${hostId}" not found`, { hostId });
+  return record;
+}
+
+export async function getHost(deps: ApiDeps, request: ApiRequest, hostId: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  return { status: 200, xmlRoot: 'host', body: hostView(await requireHost(deps, hostId)) };
+}
+
+const HistoryQuery = z
+  .strictObject({
+    limit: intParam(1, 1000).optional(),
+    next: Cursor.optional(),
+    order: z.enum(['asc', 'desc']).optional(),
+    from: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
+    to: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
+  })
+  .refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
+    path: ['from'],
+    message: 'from must not be after to',
+  });
+
+export async function hostHistory(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
+  const query = parseQuery(HistoryQuery, request.query);
+  const { hostId } = await requireHost(deps, rawId);
+  const page = await deps.events.read(hostStream(hostId), {
+    fromVersion: query.from,
+    toVersion: query.to,
+    direction: query.order === 'desc' ? 'backward' : 'forward',
+    limit: query.limit ?? DEFAULT_HISTORY_LIMIT,
+    cursor: query.next,
+  });
+  return { status: 200, xmlRoot: 'history', body: { hostId, events: page.events, next: page.next } };
+}
+
+/** The host's states at each of `versions`, folding its stream once from the start. */
+async function statesAt(events: EventStore, hostId: string, versions: readonly number[]) {
+  const stream = hostStream(hostId);
+  const latest = await events.currentVersion(stream);
+  if (latest === 0) throw new NotFoundError(`host "${hostId}" has no recorded events yet`, { hostId });
+  const beyond = versions.find((version) => version > latest);
+  if (beyond !== undefined) {
+    throw new NotFoundError(`host "${hostId}" has no version ${beyond}: its latest version is ${latest}`, {
+      hostId,
+      version: beyond,
+      latest,
+    });
+  }
+  const wanted = new Set(versions);
+  const found = new Map<number, HostState>();
+  const last = Math.max(...versions);
+  let state: HostState | undefined;
+  let cursor: string | undefined;
+  do {
+    const page = await events.read(stream, { fromVersion: 1, toVersion: last, limit: FOLD_PAGE, cursor });
+    for (const event of page.events) {
+      state = evolve(state, event);
+      if (wanted.has(event.version)) found.set(event.version, state);
+    }
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return (version: number): HostState => {
+    const at = found.get(version);
+    if (!at) throw new Error(`stream ${stream} has no event at version ${version} below its head ${latest}`);
+    return at;
+  };
+}
+
+const StateQuery = z.strictObject({ version: intParam(1, Number.MAX_SAFE_INTEGER).optional() });
+
+export async function hostStateAt(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
+  const query = parseQuery(StateQuery, request.query);
+  const { hostId } = await requireHost(deps, rawId);
+  const version = query.version ?? (await deps.events.currentVersion(hostStream(hostId)));
+  const state = (await statesAt(deps.events, hostId, [version]))(version);
+  return { status: 200, xmlRoot: 'hostState', body: { hostId, version, state } };
+}
+
+const DiffQuery = z.strictObject({
+  from: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
+  to: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
+  with: Name.optional(),
+});
+
+/** Observed state compared as a whole document: a state not yet observed is the empty one. */
+function observedOf(state: { observed?: TrackedState }): object {
+  return state.observed ?? {};
+}
+
+export async function hostDiff(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
+  const query = parseQuery(DiffQuery, request.query);
+  const versions = query.from !== undefined || query.to !== undefined;
+  if (query.with !== undefined && versions) {
+    throw new ValidationError(
+      'pass either from and to (two versions of this host) or with (another host), not both',
+      {
+        parameters: ['from', 'to', 'with'],
+      },
+    );
+  }
+  if (query.with !== undefined) {
+    const host = await requireHost(deps, rawId);
+    const other = await requireHost(deps, query.with);
+    return {
+      status: 200,
+      xmlRoot: 'diff',
+      body: { hostId: host.hostId, with: other.hostId, changes: diff(observedOf(host), observedOf(other)) },
+    };
+  }
+  if (query.from === undefined || query.to === undefined) {
+    const missing = query.from === undefined ? 'from' : 'to';
+    throw new ValidationError(
+      versions
+        ? `query parameter "${missing}" is missing: a diff between versions needs both from and to`
+        : 'a diff needs from and to (two versions of this host) or with (another host)',
+      versions ? { parameter: missing } : { parameters: ['from', 'to', 'with'] },
+    );
+  }
+  const { from, to } = query;
+  const { hostId } = await requireHost(deps, rawId);
+  const stateAt = await statesAt(deps.events, hostId, [from, to]);
+  return {
+    status: 200,
+    xmlRoot: 'diff',
+    body: { hostId, from, to, changes: diff(observedOf(stateAt(from)), observedOf(stateAt(to))) },
+  };
+}
+
+/** Registration is the only place a secret is ever shown; the store keeps only its ciphertext. */
+export async function registerHost(deps: ApiDeps, request: ApiRequest): Promise<ApiResponse> {
+  const body = parseBody(RegisterHostRequest, parseJsonBody(request));
+  const hostId = body.hostId ?? generatedHostId(body.hostType, deps.newId());
+  const now = deps.now();
+  const secret = deps.newSecret();
+  // Encrypt before anything is written: a key failure then leaves no half-registered host behind.
+  const secretCiphertext = await deps.cipher.encrypt(secret, hostId);
+
+  const stream = hostStream(hostId);
+  const registered: NewEvent = {
+    type: 'HostRegistered',
+    eventId: `register#${hostId}`,
+    data: {
+      hostId,
+      group: body.group,
+      hostType: body.hostType,
+      roles: body.roles,
+      registeredAt: now.toISOString(),
+    },
+  };
+  let version: number;
+  try {
+    version = await deps.events.append(stream, 0, [registered], now);
+  } catch (error) {
+    throw alreadyExists(error, hostId);
+  }
+  const recorded: RecordedEvent = { ...registered, stream, version, recordedAt: now.toISOString() };
+  const state = evolve(undefined, recorded);
+  const record: HostRecord = {
+    ...state,
+    status: statusOf(state),
+    role: body.roles[0] as string,
+    lastSeq: 0,
+    secretCiphertext,
+  };
+  try {
+    await deps.hosts.create(record);
+  } catch (error) {
+    throw alreadyExists(error, hostId);
+  }
+  return {
+    status: 201,
+    xmlRoot: 'registration',
+    headers: { Location: `/hosts/${hostId}` },
+    body: {
+      hostId,
+      secret,
+      group: body.group,
+      hostType: body.hostType,
+      roles: body.roles,
+      note: 'store the secret now: it is shown once',
+    },
+  };
+}
+
+function alreadyExists(error: unknown, hostId: string): unknown {
+  return error instanceof ConflictError
+    ? new ConflictError(`host ${hostId} exists`, { hostId }, { cause: error })
+    : error;
+}
+
+function generatedHostId(hostType: string, suffix: string): string {
+  const hostId = `${hostType}-${suffix}`;
+  if (!Name.safeParse(hostId).success) {
+    throw new ValidationError(`cannot derive a host id from hostType "${hostType}": pass hostId explicitly`, {
+      parameter: 'hostId',
+    });
+  }
+  return hostId;
+}
