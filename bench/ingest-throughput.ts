@@ -10,15 +10,17 @@ import { startLocalCloud } from '../infra/local/cloud.ts';
 import { startSqsLambdaPoller } from '../infra/local/sqs-lambda-poller.ts';
 import { snapshotKey } from '../shared/keys.ts';
 import { signSnapshot } from '../shared/signing.ts';
-import { machineState } from '../test/support/fixtures.ts';
 import { apiEvent } from '../test/support/cloud.ts';
+import { machineState } from '../test/support/fixtures.ts';
 import { emit, round } from './output.ts';
 
 /**
  * Snapshots per second through SQS → ingest → DynamoDB on the embedded cloud, next to the floor: the same S3
  * GETs and DynamoDB reads and writes issued raw, at the same concurrency, with no queue, validation or logic.
  */
-export async function benchIngestThroughput(options = { hosts: 100, snapshots: 2000, pollers: 2 }): Promise<void> {
+export async function benchIngestThroughput(
+  options = { hosts: 100, snapshots: 2000, pollers: 2 },
+): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'fleetfold-bench-'));
   const cloud = await startLocalCloud({ stateDir, ingest: false, withApi: false, log: () => {} });
   try {
@@ -38,7 +40,9 @@ export async function benchIngestThroughput(options = { hosts: 100, snapshots: 2
     const objects = Array.from({ length: options.snapshots }, (_, i) => {
       const h = i % options.hosts;
       const seq = Math.floor(i / options.hosts) + 1;
-      const state = machineState({ config: { version: `c${seq}`, values: { 'sip.port': '5060', rev: `${seq}` } } });
+      const state = machineState({
+        config: { version: `c${seq}`, values: { 'sip.port': '5060', rev: `${seq}` } },
+      });
       const snapshot = signSnapshot(secrets[h] as string, {
         hostId: `cr-${h}`,
         seq,
@@ -47,7 +51,9 @@ export async function benchIngestThroughput(options = { hosts: 100, snapshots: 2
       });
       return { key: snapshotKey(`cr-${h}`, seq), body: JSON.stringify(snapshot) };
     });
-    await inParallel(objects, 16, (o) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: o.key, Body: o.body })));
+    await inParallel(objects, 16, (o) =>
+      s3.send(new PutObjectCommand({ Bucket: bucket, Key: o.key, Body: o.body })),
+    );
     const eventTime = new Date().toISOString();
     for (let i = 0; i < objects.length; i += 10) {
       await sqs.send(
@@ -91,11 +97,18 @@ export async function benchIngestThroughput(options = { hosts: 100, snapshots: 2
 
     // The floor: per snapshot one GetObject, one GetItem and two PutItems, at pollers × batch size in flight.
     const doc = DynamoDBDocumentClient.from(dynamodb);
-    const sampleHost = (await doc.send(new GetCommand({ TableName: hostsTable, Key: { hostId: 'cr-0' } }))).Item;
+    const sampleHost = (await doc.send(new GetCommand({ TableName: hostsTable, Key: { hostId: 'cr-0' } })))
+      .Item;
     const rawStarted = performance.now();
     await inParallel(objects, options.pollers * 10, async (o, i) => {
       await readBody(s3, bucket, o.key);
-      await doc.send(new GetCommand({ TableName: hostsTable, Key: { hostId: `cr-${i % options.hosts}` }, ConsistentRead: true }));
+      await doc.send(
+        new GetCommand({
+          TableName: hostsTable,
+          Key: { hostId: `cr-${i % options.hosts}` },
+          ConsistentRead: true,
+        }),
+      );
       await doc.send(
         new PutCommand({
           TableName: eventsTable,
@@ -131,7 +144,11 @@ async function readBody(s3: S3Client, bucket: string, key: string): Promise<stri
   return (await response.Body?.transformToString()) ?? '';
 }
 
-export async function inParallel<T>(items: T[], width: number, work: (item: T, index: number) => Promise<unknown>) {
+export async function inParallel<T>(
+  items: T[],
+  width: number,
+  work: (item: T, index: number) => Promise<unknown>,
+) {
   let next = 0;
   await Promise.all(
     Array.from({ length: width }, async () => {

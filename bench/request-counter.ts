@@ -7,7 +7,10 @@ export class RequestCounter {
 
   attach(client: { middlewareStack: { add: (...args: never[]) => void } }, service: string): void {
     const add = client.middlewareStack.add as unknown as (
-      middleware: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>,
+      middleware: (
+        next: (args: unknown) => Promise<unknown>,
+        context: { commandName?: string },
+      ) => (args: unknown) => Promise<unknown>,
       options: { step: 'initialize'; name: string },
     ) => void;
     add(

@@ -1,8 +1,10 @@
 import { benchIngestThroughput } from './ingest-throughput.ts';
+import { benchRequestsPerSnapshot } from './requests-per-snapshot.ts';
 
 // One benchmark after another: they share two cores, so running them together would measure contention.
 const benches: Record<string, () => Promise<void>> = {
   'ingest-throughput': () => benchIngestThroughput(),
+  'requests-per-snapshot': () => benchRequestsPerSnapshot(),
 };
 
 const only = process.argv.slice(2);
