@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BandThresholds, DEFAULT_BANDS, parseThresholds } from '../shared/metrics.ts';
+import { Name } from '../shared/schemas.ts';
+import { hashToUint32 } from './facts/simulated.ts';
+import { parseServiceList } from './facts/source.ts';
+
+export type AgentMode = 'local' | 'ec2';
+
+export interface AgentConfig {
+  mode: AgentMode;
+  hostId: string;
+  secret: string;
+  bucket: string;
+  group: string;
+  /** Always set in local mode; in EC2 mode absent means "the instance type". */
+  hostType?: string;
+  roles: string[];
+  services: Record<string, string>;
+  stateDir: string;
+  heartbeatSeconds: number;
+  pollSeconds: number;
+  seed: number;
+  thresholds: BandThresholds;
+  capacitySessions?: number;
+  s3: {
+    /** Local mode: the emulator; EC2 mode: only for a VPC or FIPS endpoint. */
+    endpoint?: string;
+    /** Absent in EC2 mode when not configured: read from instance metadata at start. */
+    region?: string;
+  };
+  /** EC2 mode: instance metadata base URL (tests point it elsewhere). */
+  imdsUrl?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Reads the agent's configuration once; nothing else in agent/ reads process.env. Fails on the first
+ * missing or malformed variable, naming it, so a misconfigured host dies at boot instead of posting nonsense.
+ */
+export function loadConfig(
+  env: Env = process.env,
+  readText = (path: string) => readFileSync(path, 'utf8'),
+): AgentConfig {
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value ? value : undefined;
+  };
+  const required = (name: string): string => {
+    const value = get(name);
+    if (value === undefined) throw new ConfigError(`${name} is not set`);
+    return value;
+  };
+  const name = (variable: string, value: string): string => {
+    const parsed = Name.safeParse(value);
+    if (!parsed.success)
+      throw new ConfigError(`${variable}="${value}" is not a valid name: ${parsed.error.issues[0]?.message}`);
+    return parsed.data;
+  };
+  const positive = (variable: string, fallback: number): number => {
+    const text = get(variable);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new ConfigError(`${variable} must be a positive number, got "${text}"`);
+    return value;
+  };
+
+  const modeText = required('FLEETFOLD_MODE');
+  if (modeText !== 'local' && modeText !== 'ec2') {
+    throw new ConfigError(`FLEETFOLD_MODE must be "local" or "ec2", got "${modeText}"`);
+  }
+  const mode: AgentMode = modeText;
+  const hostId = name('FLEETFOLD_HOST_ID', required('FLEETFOLD_HOST_ID'));
+
+  const secretFile = get('FLEETFOLD_SECRET_FILE');
+  let secret = get('FLEETFOLD_SECRET');
+  if (secret === undefined && secretFile !== undefined) {
+    try {
+      secret = readText(secretFile).trim();
+    } catch (error) {
+      throw new ConfigError(
+        `FLEETFOLD_SECRET_FILE "${secretFile}" cannot be read: ${(error as Error).message}`,
+      );
+    }
+  }
+  if (!secret) throw new ConfigError('FLEETFOLD_SECRET (or FLEETFOLD_SECRET_FILE) is not set');
+
+  const hostTypeText = mode === 'local' ? required('FLEETFOLD_HOST_TYPE') : get('FLEETFOLD_HOST_TYPE');
+  const roles = required('FLEETFOLD_ROLES')
+    .split(',')
+    .map((role) => role.trim())
+    .filter(Boolean)
+    .map((role) => name('FLEETFOLD_ROLES', role));
+  if (roles.length === 0) throw new ConfigError('FLEETFOLD_ROLES names no role');
+
+  let services: Record<string, string>;
+  try {
+    services = parseServiceList(get('FLEETFOLD_SERVICES') ?? '');
+  } catch (error) {
+    throw new ConfigError(`FLEETFOLD_SERVICES: ${(error as Error).message}`);
+  }
+  for (const service of Object.keys(services)) name('FLEETFOLD_SERVICES', service);
+
+  const seedText = get('FLEETFOLD_SEED');
+  const seed = seedText === undefined ? hashToUint32(hostId) : Number(seedText);
+  if (!Number.isInteger(seed)) throw new ConfigError(`FLEETFOLD_SEED must be an integer, got "${seedText}"`);
+
+  const bands = (variable: string, fallback: readonly number[]): readonly number[] => {
+    const text = get(variable);
+    if (text === undefined) return fallback;
+    try {
+      return parseThresholds(text, variable);
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  };
+
+  const capacityText = get('FLEETFOLD_CAPACITY_SESSIONS');
+  const capacitySessions = capacityText === undefined ? undefined : Number(capacityText);
+  if (capacitySessions !== undefined && !(Number.isInteger(capacitySessions) && capacitySessions >= 0)) {
+    throw new ConfigError(`FLEETFOLD_CAPACITY_SESSIONS must be a whole number, got "${capacityText}"`);
+  }
+
+  const endpoint = mode === 'local' ? required('FLEETFOLD_S3_ENDPOINT') : get('FLEETFOLD_S3_ENDPOINT');
+  const region =
+    get('FLEETFOLD_REGION') ??
+    get('AWS_REGION') ??
+    get('AWS_DEFAULT_REGION') ??
+    (mode === 'local' ? 'us-east-1' : undefined);
+
+  return {
+    mode,
+    hostId,
+    secret,
+    bucket: required('FLEETFOLD_BUCKET'),
+    group: name('FLEETFOLD_GROUP', required('FLEETFOLD_GROUP')),
+    ...(hostTypeText === undefined ? {} : { hostType: name('FLEETFOLD_HOST_TYPE', hostTypeText) }),
+    roles,
+    services,
+    // Local hosts share a machine, so each gets its own folder; an EC2 host has the machine to itself.
+    stateDir:
+      get('FLEETFOLD_STATE_DIR') ??
+      (mode === 'local' ? join('.fleetfold', 'agents', hostId) : '/var/lib/fleetfold-agent'),
+    // Local mode is watched by a person, so its liveness must show within a minute.
+    heartbeatSeconds: positive('FLEETFOLD_HEARTBEAT_SECONDS', mode === 'local' ? 60 : 3_600),
+    pollSeconds: positive('FLEETFOLD_POLL_SECONDS', 5),
+    seed: seed >>> 0,
+    thresholds: {
+      load: bands('FLEETFOLD_LOAD_BANDS', DEFAULT_BANDS.load),
+      sessions: bands('FLEETFOLD_SESSION_BANDS', DEFAULT_BANDS.sessions),
+    },
+    ...(capacitySessions === undefined ? {} : { capacitySessions }),
+    s3: { ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) },
+    ...(get('FLEETFOLD_IMDS_URL') ? { imdsUrl: get('FLEETFOLD_IMDS_URL') } : {}),
+  };
+}

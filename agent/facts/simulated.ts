@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { CHANNELS, type Channel, type MachineStateInput } from '../../shared/schemas.ts';
+import type { FactSource, ServiceVersions } from './source.ts';
+
+/** A small, fast, seedable PRNG: the same seed gives the same fleet behaviour in every run. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** A stable 32-bit number from a string: default seeds and loopback addresses per host id. */
+export function hashToUint32(text: string): number {
+  return createHash('sha256').update(text).digest().readUInt32BE(0);
+}
+
+/** 127.0.0.2 … 127.0.0.254: distinct enough per host, and all of them reach this machine. */
+export function loopbackAddressFor(hostId: string): string {
+  return `127.0.0.${2 + (hashToUint32(hostId) % 253)}`;
+}
+
+export interface SimulatedHostOptions {
+  hostId: string;
+  group: string;
+  hostType: string;
+  roles: readonly string[];
+  services: ServiceVersions;
+  /** Uniform in [0, 1); seed it (mulberry32) for reproducible runs. */
+  random: () => number;
+  /** Milliseconds since the epoch. */
+  clock?: () => number;
+  /** How long the host reports 'booting' before 'running'; default 3 s. */
+  bootMs?: number;
+  /** Concurrent sessions the host can carry; default 500. */
+  capacitySessions?: number;
+  cpus?: number;
+  memoryMiB?: number;
+  internalIp?: string;
+  /** Channels with traffic; the others stay at 0 sessions. Default voice and sms. */
+  channels?: readonly Channel[];
+  /** Largest change of load per step; default 0.02. */
+  loadStep?: number;
+  /** Largest change of sessions per channel per step; default 3. */
+  sessionStep?: number;
+}
+
+/**
+ * A host in local mode. Load and live sessions move as bounded random walks with small steps: they wiggle
+ * inside a band most of the time and now and then cross into the next one — the mix the change detector
+ * and the control plane's band logic must cope with on a real fleet.
+ */
+export class SimulatedHost implements FactSource {
+  readonly #options: SimulatedHostOptions;
+  readonly #clock: () => number;
+  readonly #startedAt: number;
+  readonly #capacity: number;
+  readonly #channels: ReadonlySet<Channel>;
+  #load: number;
+  readonly #sessions: Record<Channel, number>;
+
+  constructor(options: SimulatedHostOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? Date.now;
+    this.#startedAt = this.#clock();
+    this.#capacity = options.capacitySessions ?? 500;
+    this.#channels = new Set(options.channels ?? ['voice', 'sms']);
+    const { random } = options;
+    // Start well inside a band so the first minutes are not a flurry of crossings.
+    this.#load = 0.15 + 0.3 * random();
+    this.#sessions = { voice: 0, sms: 0, mms: 0, video: 0 };
+    for (const channel of this.#channels) {
+      this.#sessions[channel] = Math.min(this.#capacity, 10 + Math.floor(30 * random()));
+    }
+  }
+
+  async collect(): Promise<MachineStateInput> {
+    const booting = this.#clock() - this.#startedAt < (this.#options.bootMs ?? 3_000);
+    if (!booting) this.#step();
+    const { group, hostType, roles, services, cpus, memoryMiB } = this.#options;
+    return {
+      status: booting ? 'booting' : 'running',
+      group,
+      hostType,
+      roles: [...roles],
+      ips: { internal: this.#options.internalIp ?? loopbackAddressFor(this.#options.hostId) },
+      capacity: { sessions: this.#capacity, cpus: cpus ?? 2, memoryMiB: memoryMiB ?? 4096 },
+      config: { values: {} },
+      software: Object.fromEntries(
+        Object.entries(services).map(([name, version]) => [
+          name,
+          { version, status: booting ? ('starting' as const) : ('running' as const) },
+        ]),
+      ),
+      operational: {
+        load: booting ? 0 : round(this.#load, 4),
+        sessions: booting ? { voice: 0, sms: 0, mms: 0, video: 0 } : { ...this.#sessions },
+        dataRefs: [],
+      },
+    };
+  }
+
+  #step(): void {
+    const { random } = this.#options;
+    const loadStep = this.#options.loadStep ?? 0.02;
+    this.#load = reflect(this.#load + (2 * random() - 1) * loadStep, 0, 1);
+    const sessionStep = this.#options.sessionStep ?? 3;
+    for (const channel of CHANNELS) {
+      if (!this.#channels.has(channel)) continue;
+      const delta = Math.round((2 * random() - 1) * sessionStep);
+      this.#sessions[channel] = Math.round(reflect(this.#sessions[channel] + delta, 0, this.#capacity));
+    }
+  }
+}
+
+/** Bounces off the edges instead of sticking to them, so a walk never parks at 0 or at capacity. */
+function reflect(value: number, min: number, max: number): number {
+  if (value < min) return Math.min(max, 2 * min - value);
+  if (value > max) return Math.max(min, 2 * max - value);
+  return value;
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
