@@ -1,3 +1,4 @@
+import { benchBundles } from './bundles.ts';
 import { benchIngestThroughput } from './ingest-throughput.ts';
 import { benchRequestsPerSnapshot } from './requests-per-snapshot.ts';
 
@@ -5,6 +6,7 @@ import { benchRequestsPerSnapshot } from './requests-per-snapshot.ts';
 const benches: Record<string, () => Promise<void>> = {
   'ingest-throughput': () => benchIngestThroughput(),
   'requests-per-snapshot': () => benchRequestsPerSnapshot(),
+  bundles: () => benchBundles(),
 };
 
 const only = process.argv.slice(2);

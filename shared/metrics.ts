@@ -48,7 +48,10 @@ export function splitMetrics(
 
 export function parseThresholds(text: string, name: string): number[] {
   const values = text.split(',').map((part) => Number(part.trim()));
-  if (values.some((value) => !Number.isFinite(value)) || values.some((v, i) => i > 0 && v <= (values[i - 1] ?? v))) {
+  if (
+    values.some((value) => !Number.isFinite(value)) ||
+    values.some((v, i) => i > 0 && v <= (values[i - 1] ?? v))
+  ) {
     throw new Error(`${name} must be ascending comma-separated numbers, got "${text}"`);
   }
   return values;

@@ -29,7 +29,12 @@ export interface EventStore {
    * Appends `events` as versions expectedVersion+1, +2, …; throws ConflictError if any of those versions
    * exists already (somebody else appended first).
    */
-  append(stream: string, expectedVersion: number, events: readonly NewEvent[], recordedAt: Date): Promise<number>;
+  append(
+    stream: string,
+    expectedVersion: number,
+    events: readonly NewEvent[],
+    recordedAt: Date,
+  ): Promise<number>;
   read(stream: string, options?: ReadEventsOptions): Promise<EventPage>;
   /** The stream's current version (0 when empty). */
   currentVersion(stream: string): Promise<number>;

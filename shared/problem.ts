@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { FleetfoldError } from './errors.ts';
 import { toPointer } from './json-pointer.ts';
+import { $ZodError } from 'zod/v4/core';
 
 /** An RFC 9457 problem document. Extension members (e.g. `parameter`, `errors`) sit beside the standard ones. */
 export interface ProblemDocument {
@@ -36,7 +36,7 @@ export interface IssueSummary {
   message: string;
 }
 
-export function zodIssues(error: z.core.$ZodError): IssueSummary[] {
+export function zodIssues(error: $ZodError): IssueSummary[] {
   return error.issues.map((issue) => ({
     path: toPointer(issue.path.map(String)),
     code: issue.code,
@@ -72,7 +72,7 @@ export function problem(
  */
 export function problemOf(error: unknown): ProblemDocument {
   if (error instanceof FleetfoldError) return problem(error.status, error.code, error.message, error.details);
-  if (error instanceof z.core.$ZodError) {
+  if (error instanceof $ZodError) {
     const errors = zodIssues(error);
     const listed = errors.map((issue) => `${issue.path || '(root)'}: ${issue.message}`).join('; ');
     return problem(400, 'validation', `the request is invalid: ${listed}`, { errors });
@@ -82,5 +82,5 @@ export function problemOf(error: unknown): ProblemDocument {
 
 /** True when `problemOf(error)` hides the error behind a generic 500, i.e. it must be logged. */
 export function isUnexpected(error: unknown): boolean {
-  return !(error instanceof FleetfoldError) && !(error instanceof z.core.$ZodError);
+  return !(error instanceof FleetfoldError) && !(error instanceof $ZodError);
 }

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { TooLargeError, ValidationError } from '../../shared/errors.ts';
 import { zodIssues } from '../../shared/problem.ts';
+import * as z from 'zod/mini';
 
 export type Format = 'json' | 'xml';
 
@@ -86,7 +86,7 @@ export function parseJsonBody(request: ApiRequest): unknown {
 }
 
 /** Validates a body against a schema; each failing field is listed with its JSON pointer. */
-export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+export function parseBody<T extends z.ZodMiniType>(schema: T, body: unknown): z.output<T> {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const errors = zodIssues(result.error);
@@ -98,7 +98,7 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
  * Validates query parameters. Unknown parameters are refused, so a typo such as `?stauts=running` fails
  * instead of silently listing every host. The first offending parameter is named in `parameter`.
  */
-export function parseQuery<T extends z.ZodType>(
+export function parseQuery<T extends z.ZodMiniType>(
   schema: T,
   query: Readonly<Record<string, string>>,
 ): z.output<T> {
@@ -122,9 +122,8 @@ export function parseQuery<T extends z.ZodType>(
 
 /** A whole number in [min, max] written in decimal digits (no "1e2", no "0x10", no blanks). */
 export function intParam(min: number, max: number) {
-  return z
-    .string()
-    .regex(/^[0-9]{1,16}$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  return z.pipe(
+    z.pipe(z.string().check(z.regex(/^[0-9]{1,16}$/, 'must be a whole number')), z.transform(Number)),
+    z.int().check(z.minimum(min), z.maximum(max)),
+  );
 }

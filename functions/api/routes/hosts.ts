@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { diff } from '../../../shared/diff.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.ts';
 import { hostStream, type NewEvent, type RecordedEvent } from '../../../shared/events.ts';
@@ -6,6 +5,7 @@ import { evolve, type HostState, statusOf } from '../../../shared/fold.ts';
 import type { Metrics, TrackedState } from '../../../shared/metrics.ts';
 import type { EventStore, HostRecord } from '../../../shared/ports.ts';
 import { HostStatus, Name, RegisterHostRequest } from '../../../shared/schemas.ts';
+import * as z from 'zod/mini';
 import type { ApiDeps } from '../deps.ts';
 import {
   type ApiRequest,
@@ -59,22 +59,24 @@ const DEFAULT_LIST_LIMIT = 50;
 const DEFAULT_HISTORY_LIMIT = 100;
 /** The event store's largest page: folding reads whole streams, so fewer round trips matter. */
 const FOLD_PAGE = 1000;
-const Cursor = z.string().min(1).max(4096);
+const Cursor = z.string().check(z.minLength(1), z.maxLength(4096));
 
 const ListQuery = z
   .strictObject({
-    role: Name.optional(),
-    status: HostStatus.optional(),
-    group: Name.optional(),
-    service: Name.optional(),
-    version: z.string().min(1).max(64).optional(),
-    limit: intParam(1, 100).optional(),
-    next: Cursor.optional(),
+    role: z.optional(Name),
+    status: z.optional(HostStatus),
+    group: z.optional(Name),
+    service: z.optional(Name),
+    version: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
+    limit: z.optional(intParam(1, 100)),
+    next: z.optional(Cursor),
   })
-  .refine((query) => query.version === undefined || query.service !== undefined, {
-    path: ['version'],
-    message: 'filtering by version needs service too (which service runs at that version?)',
-  });
+  .check(
+    z.refine((query) => query.version === undefined || query.service !== undefined, {
+      path: ['version'],
+      message: 'filtering by version needs service too (which service runs at that version?)',
+    }),
+  );
 
 export async function listHosts(deps: ApiDeps, request: ApiRequest): Promise<ApiResponse> {
   const { limit, next, ...filter } = parseQuery(ListQuery, request.query);
@@ -106,16 +108,18 @@ export async function getHost(deps: ApiDeps, request: ApiRequest, hostId: string
 
 const HistoryQuery = z
   .strictObject({
-    limit: intParam(1, 1000).optional(),
-    next: Cursor.optional(),
-    order: z.enum(['asc', 'desc']).optional(),
-    from: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
-    to: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
+    limit: z.optional(intParam(1, 1000)),
+    next: z.optional(Cursor),
+    order: z.optional(z.enum(['asc', 'desc'])),
+    from: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
+    to: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
   })
-  .refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
-    path: ['from'],
-    message: 'from must not be after to',
-  });
+  .check(
+    z.refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
+      path: ['from'],
+      message: 'from must not be after to',
+    }),
+  );
 
 export async function hostHistory(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
   const query = parseQuery(HistoryQuery, request.query);
@@ -163,7 +167,7 @@ async function statesAt(events: EventStore, hostId: string, versions: readonly n
   };
 }
 
-const StateQuery = z.strictObject({ version: intParam(1, Number.MAX_SAFE_INTEGER).optional() });
+const StateQuery = z.strictObject({ version: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)) });
 
 export async function hostStateAt(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
   const query = parseQuery(StateQuery, request.query);
@@ -174,9 +178,9 @@ export async function hostStateAt(deps: ApiDeps, request: ApiRequest, rawId: str
 }
 
 const DiffQuery = z.strictObject({
-  from: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
-  to: intParam(1, Number.MAX_SAFE_INTEGER).optional(),
-  with: Name.optional(),
+  from: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
+  to: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
+  with: z.optional(Name),
 });
 
 /** Observed state compared as a whole document: a state not yet observed is the empty one. */

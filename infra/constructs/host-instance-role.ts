@@ -1,0 +1,46 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { SNAPSHOT_PREFIX } from '../../shared/keys.ts';
+import { acknowledge, nagArn } from './nag.ts';
+
+export interface HostInstanceRoleProps {
+  /** The snapshot bucket hosts upload to directly. */
+  readonly bucket: s3.IBucket;
+}
+
+/**
+ * The role (and instance profile) EC2 hosts run with, for the direct upload path:
+ * `PUT s3://<bucket>/snapshots/<hostId>/<seq>.json` with the instance's credentials.
+ *
+ * The role may only `s3:PutObject` under `snapshots/`: no read, list or delete, so a compromised host learns
+ * nothing about the fleet and cannot erase evidence. IAM cannot tell apart two hosts that share this role,
+ * so it cannot keep host A out of `snapshots/B/`; that is the ingest's job: each snapshot body is
+ * HMAC-signed with the secret of the host it claims to be, and the ingest quarantines (moves to
+ * `rejected/`) anything under a prefix whose host did not sign it. A host can therefore write bytes under
+ * another host's prefix but never change that host's state.
+ */
+export class HostInstanceRole extends Construct {
+  readonly role: iam.Role;
+  readonly instanceProfile: iam.InstanceProfile;
+
+  constructor(scope: Construct, id: string, props: HostInstanceRoleProps) {
+    super(scope, id);
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: 'fleetfold host: may only upload snapshots',
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [props.bucket.arnForObjects(`${SNAPSHOT_PREFIX}*`)],
+      }),
+    );
+    this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
+
+    acknowledge(this.role, {
+      [`AwsSolutions-IAM5[Resource::${nagArn(props.bucket)}/${SNAPSHOT_PREFIX}*]`]:
+        'Hosts choose their own key (snapshots/<hostId>/<seq>.json); IAM cannot name one host of a shared role, so the grant is the snapshots/ prefix and per-host integrity comes from the HMAC the ingest verifies.',
+    });
+  }
+}

@@ -1,0 +1,197 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { createApiHandler } from '../../functions/api/handler.ts';
+import { createIngestHandler } from '../../functions/ingest/handler.ts';
+import { buildApiDeps, buildIngestDeps, type WiringOptions } from '../../functions/wiring.ts';
+import { LocalSecretCipher } from '../../shared/adapters/local-cipher.ts';
+import type { IngestConfig } from '../../shared/ingest.ts';
+import { type ApiHandler, type ApiServer, startApiServer } from './api-server.ts';
+import { type Emulators, localClientConfig, startEmulators } from './emulators.ts';
+import { type S3NotificationBridge, startS3NotificationBridge } from './s3-notification-bridge.ts';
+import { type SqsLambdaPoller, startSqsLambdaPoller } from './sqs-lambda-poller.ts';
+import { readOrCreateSecret, statePaths } from './state-dir.ts';
+
+export interface LocalCloudOptions {
+  /** Everything persists here (tests: a temporary folder). */
+  stateDir: string;
+  /** Run the ingest poller with the real ingest handler; default true. */
+  ingest?: boolean;
+  /** Serve the real api handler over HTTP; default true. */
+  withApi?: boolean;
+  /** 0 (default) picks a free port. */
+  apiPort?: number;
+  /** Ingest pollers in parallel (Lambda's concurrency); default 2. */
+  pollerConcurrency?: number;
+  /** Long-poll wait of the ingest pollers; default 20 s. */
+  pollerWaitSeconds?: number;
+  /** Ingest queue visibility timeout (how long a failed record stays hidden); default 30 s. */
+  visibilityTimeoutSeconds?: number;
+  maxReceiveCount?: number;
+  ingestConfig?: Partial<IngestConfig>;
+  bucket?: string;
+  region?: string;
+  /** Benchmarks count consumed capacity and S3 requests through these. */
+  onCapacity?: WiringOptions['onCapacity'];
+  onS3Request?: WiringOptions['onS3Request'];
+  /** Operational messages (errors of the bridge, the poller, the api handler); default console.error. */
+  log?: (message: string, error?: unknown) => void;
+}
+
+export interface LocalEndpoints {
+  /** Absent without `withApi`. */
+  api?: string;
+  token: string;
+  /** Where hosts PUT snapshots: the notification bridge in front of fauxqs's S3 (path-style). */
+  s3: string;
+  sqs: string;
+  sns: string;
+  dynamodb: string;
+  bucket: string;
+  region: string;
+  ingestQueueUrl: string;
+  ingestDlqUrl: string;
+  eventsTable: string;
+  hostsTable: string;
+}
+
+export interface LocalClients {
+  /** Through the bridge: a put under snapshots/ notifies the ingest queue. */
+  s3: S3Client;
+  /** Straight to fauxqs: nothing is notified. */
+  s3Direct: S3Client;
+  sqs: SQSClient;
+  sns: SNSClient;
+  dynamodb: DynamoDBClient;
+}
+
+export interface LocalCloud {
+  endpoints: LocalEndpoints;
+  clients: LocalClients;
+  emulators: Emulators;
+  cipher: LocalSecretCipher;
+  /** The real api handler (also when it is not served over HTTP). */
+  apiHandler: ApiHandler;
+  ingestPoller?: SqsLambdaPoller;
+  /** Stops the servers and pollers it started, in reverse order; resolves when all have stopped. */
+  stop(): Promise<void>;
+}
+
+/** The embedded cloud without any hosts: emulators, S3 notifications, the ingest "Lambda" and the API. */
+export async function startLocalCloud(options: LocalCloudOptions): Promise<LocalCloud> {
+  const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ''));
+  const paths = statePaths(options.stateDir);
+  const stack: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of stack.reverse().splice(0)) {
+      await step().catch((error: unknown) => log('local cloud: a component failed to stop', error));
+    }
+  };
+  try {
+    const [emulators, token, cipher] = await Promise.all([
+      startEmulators({
+        stateDir: options.stateDir,
+        ...(options.region ? { region: options.region } : {}),
+        ...(options.bucket ? { bucket: options.bucket } : {}),
+        ...(options.visibilityTimeoutSeconds
+          ? { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds }
+          : {}),
+        ...(options.maxReceiveCount ? { maxReceiveCount: options.maxReceiveCount } : {}),
+      }),
+      readOrCreateSecret(paths.token),
+      LocalSecretCipher.fromKeyFile(paths.masterKey),
+    ]);
+    stack.push(() => emulators.stop());
+    const { region } = emulators;
+    const aws = localClientConfig(emulators.awsEndpoint, region);
+    const s3Direct = new S3Client({ ...aws, forcePathStyle: true });
+    const sqs = new SQSClient(aws);
+    const sns = new SNSClient(aws);
+    const dynamodb = new DynamoDBClient(localClientConfig(emulators.dynamodbEndpoint, region));
+    stack.push(async () => {
+      for (const client of [s3Direct, sqs, sns, dynamodb]) client.destroy();
+    });
+
+    const bridge: S3NotificationBridge = await startS3NotificationBridge({
+      upstream: emulators.awsEndpoint,
+      s3: s3Direct,
+      sqs,
+      queueUrl: emulators.ingestQueue.url,
+      region,
+      bucket: emulators.bucket,
+      onError: (error, write) => log(`s3 bridge: no event sent for s3://${write.bucket}/${write.key}`, error),
+    });
+    stack.push(() => bridge.stop());
+    const s3 = new S3Client({ ...localClientConfig(bridge.endpoint, region), forcePathStyle: true });
+    stack.push(async () => s3.destroy());
+
+    const wiring: WiringOptions = {
+      dynamodb,
+      s3: s3Direct,
+      bucket: emulators.bucket,
+      eventsTable: emulators.tables.events,
+      hostsTable: emulators.tables.hosts,
+      cipher,
+      ...(options.ingestConfig ? { config: options.ingestConfig } : {}),
+      ...(options.onCapacity ? { onCapacity: options.onCapacity } : {}),
+      ...(options.onS3Request ? { onS3Request: options.onS3Request } : {}),
+    };
+    const apiHandler = createApiHandler(buildApiDeps(wiring));
+
+    let ingestPoller: SqsLambdaPoller | undefined;
+    if (options.ingest ?? true) {
+      const poller = startSqsLambdaPoller({
+        sqs,
+        queueUrl: emulators.ingestQueue.url,
+        queueArn: emulators.ingestQueue.arn,
+        region,
+        handler: createIngestHandler(buildIngestDeps(wiring)),
+        concurrency: options.pollerConcurrency ?? 2,
+        waitTimeSeconds: options.pollerWaitSeconds ?? 20,
+        onError: (error, stage) => log(`ingest poller: ${stage} failed`, error),
+      });
+      ingestPoller = poller;
+      stack.push(() => poller.stop());
+    }
+
+    let api: ApiServer | undefined;
+    if (options.withApi ?? true) {
+      const server = await startApiServer({
+        handler: apiHandler,
+        token,
+        port: options.apiPort ?? 0,
+        onError: (error, event) => log(`api: ${event.httpMethod} ${event.path} threw`, error),
+      });
+      api = server;
+      stack.push(() => server.stop());
+    }
+
+    const endpoints: LocalEndpoints = {
+      ...(api ? { api: api.url } : {}),
+      token,
+      s3: bridge.endpoint,
+      sqs: emulators.awsEndpoint,
+      sns: emulators.awsEndpoint,
+      dynamodb: emulators.dynamodbEndpoint,
+      bucket: emulators.bucket,
+      region,
+      ingestQueueUrl: emulators.ingestQueue.url,
+      ingestDlqUrl: emulators.ingestDlq.url,
+      eventsTable: emulators.tables.events,
+      hostsTable: emulators.tables.hosts,
+    };
+    return {
+      endpoints,
+      clients: { s3, s3Direct, sqs, sns, dynamodb },
+      emulators,
+      cipher,
+      apiHandler,
+      ...(ingestPoller ? { ingestPoller } : {}),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

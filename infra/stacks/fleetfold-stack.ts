@@ -1,0 +1,133 @@
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { Construct } from 'constructs';
+import { REJECTED_PREFIX, SNAPSHOT_PREFIX } from '../../shared/keys.ts';
+import { bindBucket, bindKey, bindTable } from '../constructs/bindings.ts';
+import { ControlApi } from '../constructs/control-api.ts';
+import { FleetFunction } from '../constructs/fleet-function.ts';
+import { FleetTables } from '../constructs/fleet-tables.ts';
+import { HostInstanceRole } from '../constructs/host-instance-role.ts';
+import { HostSecretsKey } from '../constructs/host-secrets-key.ts';
+import { IngestQueue } from '../constructs/ingest-queue.ts';
+import { acknowledge } from '../constructs/nag.ts';
+import { SnapshotBucket } from '../constructs/snapshot-bucket.ts';
+import { UploadDistribution } from '../constructs/upload-distribution.ts';
+
+export interface FleetfoldStackProps extends StackProps {
+  /** PEM of the public key CloudFront verifies host upload signatures with. */
+  readonly uploadPublicKeyPem: string;
+  /**
+   * Days raw snapshots (and noncurrent versions) are kept in the bucket.
+   * @default 30
+   */
+  readonly snapshotRetentionDays?: number;
+}
+
+/** Ingest settings the function reads in functions/ingest/config.ts; here so an operator can see and tune them. */
+export const INGEST_SETTINGS = {
+  CLOCK_SKEW_SECONDS: '300',
+  MAX_SNAPSHOT_BYTES: String(256 * 1024),
+  HEARTBEAT_COALESCE_SECONDS: '60',
+  LOAD_BANDS: '0.5,0.8,0.95',
+  SESSION_BANDS: '1,50,200',
+} as const;
+
+const INGEST_TIMEOUT = Duration.seconds(30);
+
+export class FleetfoldStack extends Stack {
+  readonly snapshots: SnapshotBucket;
+  readonly uploads: UploadDistribution;
+  readonly hostRole: HostInstanceRole;
+  readonly ingestQueue: IngestQueue;
+  readonly tables: FleetTables;
+  readonly secretsKey: HostSecretsKey;
+  readonly ingest: FleetFunction;
+  readonly api: FleetFunction;
+  readonly controlApi: ControlApi;
+
+  constructor(scope: Construct, id: string, props: FleetfoldStackProps) {
+    super(scope, id, props);
+
+    this.snapshots = new SnapshotBucket(this, 'Snapshots', {
+      ...(props.snapshotRetentionDays === undefined
+        ? {}
+        : { snapshotRetentionDays: props.snapshotRetentionDays }),
+    });
+    const bucket = this.snapshots.bucket;
+    this.uploads = new UploadDistribution(this, 'Uploads', {
+      bucket,
+      logBucket: this.snapshots.logBucket,
+      uploadPublicKeyPem: props.uploadPublicKeyPem,
+    });
+    this.hostRole = new HostInstanceRole(this, 'HostRole', { bucket });
+    this.ingestQueue = new IngestQueue(this, 'IngestQueue', { bucket, consumerTimeout: INGEST_TIMEOUT });
+    this.tables = new FleetTables(this, 'Tables');
+    this.secretsKey = new HostSecretsKey(this, 'HostSecrets');
+
+    this.ingest = new FleetFunction(this, 'Ingest', {
+      entry: 'functions/ingest/index.ts',
+      description: 'Verifies uploaded snapshots and appends what changed to the event log',
+      memorySize: 256,
+      timeout: INGEST_TIMEOUT,
+      environment: INGEST_SETTINGS,
+    });
+    bindTable(this.ingest, 'EVENTS_TABLE', this.tables.events, 'readWrite');
+    bindTable(this.ingest, 'HOSTS_TABLE', this.tables.hosts, 'readWrite');
+    bindKey(this.ingest, 'SECRETS_KEY_ID', this.secretsKey.key, 'decrypt');
+    bindBucket(this.ingest, 'BUCKET', bucket, {
+      get: [`${SNAPSHOT_PREFIX}*`],
+      delete: [`${SNAPSHOT_PREFIX}*`],
+      put: [`${REJECTED_PREFIX}*`],
+      reason:
+        'The ingest reads whichever snapshots/<hostId>/<seq>.json the queue announces and moves refused ones (copy, then delete) to rejected/ with a reason file; keys are only known at run time.',
+    });
+    this.ingest.function.addEventSource(
+      new lambdaEvents.SqsEventSource(this.ingestQueue.queue, {
+        batchSize: 10,
+        maxBatchingWindow: Duration.seconds(2),
+        reportBatchItemFailures: true,
+      }),
+    );
+
+    this.api = new FleetFunction(this, 'ApiHandler', {
+      entry: 'functions/api/index.ts',
+      description: 'Serves the fleetfold REST API',
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+    });
+    bindTable(this.api, 'EVENTS_TABLE', this.tables.events, 'readWrite');
+    bindTable(this.api, 'HOSTS_TABLE', this.tables.hosts, 'readWrite');
+    bindKey(this.api, 'SECRETS_KEY_ID', this.secretsKey.key, 'encrypt');
+
+    this.controlApi = new ControlApi(this, 'ControlApi', { handler: this.api.function });
+
+    this.acknowledgeBucketNotificationsHandler();
+
+    new CfnOutput(this, 'SnapshotBucketName', { value: bucket.bucketName });
+    new CfnOutput(this, 'UploadDomainName', { value: this.uploads.distribution.distributionDomainName });
+    new CfnOutput(this, 'UploadKeyPairId', { value: this.uploads.publicKey.publicKeyId });
+    new CfnOutput(this, 'HostInstanceProfileName', {
+      value: this.hostRole.instanceProfile.instanceProfileName,
+    });
+    new CfnOutput(this, 'ApiUrl', { value: this.controlApi.api.url });
+    new CfnOutput(this, 'EventsTableName', { value: this.tables.events.tableName });
+    new CfnOutput(this, 'HostsTableName', { value: this.tables.hosts.tableName });
+    new CfnOutput(this, 'SecretsKeyArn', { value: this.secretsKey.key.keyArn });
+    new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: this.ingestQueue.deadLetterQueue.queueUrl });
+  }
+
+  /**
+   * `addEventNotification` adds a stack-wide singleton Lambda (CDK's own, not ours) that writes the bucket's
+   * notification configuration at deploy time.
+   */
+  private acknowledgeBucketNotificationsHandler(): void {
+    const handler = this.node.children.find((child) =>
+      child.node.id.startsWith('BucketNotificationsHandler'),
+    );
+    if (!handler) throw new Error('expected the S3 bucket-notifications handler in the stack');
+    acknowledge(handler, {
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+        'CDK-provided deploy-time handler that configures S3 bucket notifications; its role and logging are fixed by aws-cdk-lib.',
+    });
+  }
+}

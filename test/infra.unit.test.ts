@@ -1,0 +1,497 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import type * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../infra/build-app.ts';
+import type { FleetfoldStack } from '../infra/stacks/fleetfold-stack.ts';
+import { EVENTS_TABLE, HOSTS_TABLE } from '../shared/adapters/table-schemas.ts';
+
+/*
+ * One synthesis (with the cdk-nag plugin registered, exactly as `cdk synth` runs it) feeds every assertion.
+ * If cdk-nag finds anything unacknowledged, synthesis itself throws and every test here fails.
+ */
+let outdir: string;
+let app: App;
+let stack: FleetfoldStack;
+let template: Template;
+
+beforeAll(() => {
+  outdir = mkdtempSync(path.join(tmpdir(), 'fleetfold-cdk-'));
+  ({ app, stack } = buildApp({ outdir }));
+  template = Template.fromStack(stack);
+}, 120_000);
+
+afterAll(() => {
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+function logicalId(construct: IConstruct): string {
+  return Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnElement);
+}
+
+function arnOf(construct: IConstruct) {
+  return { 'Fn::GetAtt': [logicalId(construct), 'Arn'] };
+}
+
+function objectsArn(construct: IConstruct, pattern: string) {
+  return { 'Fn::Join': ['', [arnOf(construct), `/${pattern}`]] };
+}
+
+type Statement = { Action: string | string[]; Effect: string; Resource: unknown; Principal?: unknown };
+
+function policyStatements(roleConstruct: IConstruct): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: [{ Ref: logicalId(roleConstruct) }] },
+  });
+  return Object.values(policies).flatMap(
+    (policy) =>
+      (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+
+function encodedKey(of: FleetfoldStack): string {
+  const cfn = of.uploads.publicKey.node.defaultChild as cloudfront.CfnPublicKey;
+  return (of.resolve(cfn.publicKeyConfig) as { encodedKey: string }).encodedKey;
+}
+
+const actionsOf = (statements: Statement[]) => statements.flatMap((s) => [s.Action].flat());
+
+describe('snapshot bucket', () => {
+  it('blocks public access, versions objects, encrypts with S3 keys and logs access', () => {
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        VersioningConfiguration: { Status: 'Enabled' },
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        LoggingConfiguration: { DestinationBucketName: { Ref: logicalId(stack.snapshots.logBucket) } },
+      },
+    });
+  });
+
+  it('expires snapshots and noncurrent versions after 30 days and rejected objects after 90', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: 'snapshots/', ExpirationInDays: 30, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: 'rejected/', ExpirationInDays: 90, Status: 'Enabled' }),
+        ]),
+      },
+    });
+  });
+
+  it('denies every request made without TLS', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId(stack.snapshots.bucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('announces new snapshots/**.json objects on the ingest queue', () => {
+    const notifications = Object.values(template.findResources('Custom::S3BucketNotifications')) as {
+      Properties: { BucketName: unknown; NotificationConfiguration: { QueueConfigurations: unknown[] } };
+    }[];
+    expect(notifications).toHaveLength(1);
+    expect(notifications[0]?.Properties.BucketName).toEqual({ Ref: logicalId(stack.snapshots.bucket) });
+    const [queueConfiguration, ...others] =
+      notifications[0]?.Properties.NotificationConfiguration.QueueConfigurations ?? [];
+    expect(others).toEqual([]);
+    expect(queueConfiguration).toEqual({
+      Events: ['s3:ObjectCreated:*'],
+      Filter: {
+        Key: {
+          FilterRules: expect.arrayContaining([
+            { Name: 'prefix', Value: 'snapshots/' },
+            { Name: 'suffix', Value: '.json' },
+          ]),
+        },
+      },
+      QueueArn: arnOf(stack.ingestQueue.queue),
+    });
+  });
+});
+
+describe('ingest queue', () => {
+  it('redrives to an encrypted dead-letter queue after 5 receives', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: arnOf(stack.ingestQueue.deadLetterQueue), maxReceiveCount: 5 },
+    });
+    const dlq = template.toJSON().Resources[logicalId(stack.ingestQueue.deadLetterQueue)];
+    expect(dlq.Properties.SqsManagedSseEnabled).toBe(true);
+  });
+
+  it('keeps messages invisible for at least six ingest timeouts', () => {
+    const timeout = template.toJSON().Resources[logicalId(stack.ingest.function)].Properties.Timeout;
+    const queue = template.toJSON().Resources[logicalId(stack.ingestQueue.queue)];
+    expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout);
+  });
+
+  it('refuses non-TLS requests on both queues', () => {
+    for (const queue of [stack.ingestQueue.queue, stack.ingestQueue.deadLetterQueue]) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: logicalId(queue) }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it('feeds the ingest function in batches of 10 with partial-batch failures', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: arnOf(stack.ingestQueue.queue),
+      FunctionName: { Ref: logicalId(stack.ingest.function) },
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: Match.anyValue(),
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    const [mapping] = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'));
+    const window = (mapping as { Properties: { MaximumBatchingWindowInSeconds: number } }).Properties
+      .MaximumBatchingWindowInSeconds;
+    expect(window).toBeGreaterThanOrEqual(1);
+    expect(window).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('tables', () => {
+  it('keys the event log by stream and version, with PITR and on-demand billing, retained', () => {
+    expect(EVENTS_TABLE.partitionKey).toEqual({ name: 'stream', type: 'S' });
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: [
+          { AttributeName: 'stream', KeyType: 'HASH' },
+          { AttributeName: 'version', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: Match.arrayWith([
+          { AttributeName: 'stream', AttributeType: 'S' },
+          { AttributeName: 'version', AttributeType: 'N' },
+        ]),
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
+      },
+    });
+  });
+
+  it('indexes hosts by group, role and status with keys-only projections, as the shared schema says', () => {
+    const expectedIndexes = HOSTS_TABLE.globalIndexes.map((index) => ({
+      IndexName: index.indexName,
+      KeySchema: [
+        { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+        { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'KEYS_ONLY' },
+    }));
+    expect(expectedIndexes.map((index) => index.IndexName)).toEqual(['byGroup', 'byRole', 'byStatus']);
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: [{ AttributeName: 'hostId', KeyType: 'HASH' }],
+        GlobalSecondaryIndexes: expectedIndexes,
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      },
+    });
+  });
+});
+
+describe('host secrets key', () => {
+  it('is a retained symmetric key with rotation', () => {
+    template.hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true, KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' },
+    });
+  });
+});
+
+describe('functions', () => {
+  const common = () => ({
+    EVENTS_TABLE: { Ref: logicalId(stack.tables.events) },
+    HOSTS_TABLE: { Ref: logicalId(stack.tables.hosts) },
+    SECRETS_KEY_ID: arnOf(stack.secretsKey.key),
+    NODE_OPTIONS: '--enable-source-maps',
+  });
+
+  it('runs ingest on arm64 Node 24 with its settings and resource names', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Architectures: ['arm64'],
+      Runtime: 'nodejs24.x',
+      MemorySize: 256,
+      Timeout: 30,
+      Handler: 'index.handler',
+      Environment: {
+        Variables: {
+          ...common(),
+          BUCKET: { Ref: logicalId(stack.snapshots.bucket) },
+          CLOCK_SKEW_SECONDS: '300',
+          MAX_SNAPSHOT_BYTES: '262144',
+          HEARTBEAT_COALESCE_SECONDS: '60',
+          LOAD_BANDS: '0.5,0.8,0.95',
+          SESSION_BANDS: '1,50,200',
+        },
+      },
+    });
+  });
+
+  it('runs api on arm64 Node 24 with only the table and key names', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Architectures: ['arm64'],
+      Runtime: 'nodejs24.x',
+      MemorySize: 256,
+      Timeout: 10,
+      Environment: { Variables: common() },
+    });
+  });
+
+  it('logs each function to its own log group kept for a month', () => {
+    const resources = template.toJSON().Resources;
+    for (const fn of [stack.ingest, stack.api]) {
+      expect(resources[logicalId(fn.function)].Properties.LoggingConfig).toEqual({
+        LogGroup: { Ref: logicalId(fn.logGroup) },
+      });
+      expect(resources[logicalId(fn.logGroup)].Properties.RetentionInDays).toBe(30);
+    }
+  });
+
+  it('lets ingest only read and delete snapshots, write rejected objects and decrypt', () => {
+    const statements = policyStatements(stack.ingest.role);
+    const bucket = stack.snapshots.bucket;
+    const s3Statements = statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('s3:')));
+    expect(s3Statements).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Action: 's3:GetObject', Resource: objectsArn(bucket, 'snapshots/*') }),
+        expect.objectContaining({ Action: 's3:DeleteObject', Resource: objectsArn(bucket, 'snapshots/*') }),
+        expect.objectContaining({ Action: 's3:PutObject', Resource: objectsArn(bucket, 'rejected/*') }),
+      ]),
+    );
+    expect(s3Statements).toHaveLength(3);
+    const actions = actionsOf(statements);
+    expect(actions).toContain('kms:Decrypt');
+    expect(actions).not.toContain('kms:Encrypt');
+    expect(actions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
+    expect(actions.filter((a) => a.includes('*'))).toEqual([]);
+  });
+
+  it('lets api encrypt but never decrypt secrets, and never touch the bucket', () => {
+    const actions = actionsOf(policyStatements(stack.api.role));
+    expect(actions).toContain('kms:Encrypt');
+    expect(actions).not.toContain('kms:Decrypt');
+    expect(actions.filter((a) => a.startsWith('s3:'))).toEqual([]);
+    expect(actions).toEqual(
+      expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:GetItem']),
+    );
+  });
+});
+
+describe('control API', () => {
+  it('requires IAM auth and request validation on every method', () => {
+    const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
+      Properties: { AuthorizationType: string; RequestValidatorId: unknown };
+    }[];
+    expect(methods).toHaveLength(6);
+    for (const method of methods) {
+      expect(method.Properties.AuthorizationType).toBe('AWS_IAM');
+      expect(method.Properties.RequestValidatorId).toBeDefined();
+    }
+    template.hasResourceProperties('AWS::ApiGateway::RequestValidator', {
+      ValidateRequestBody: true,
+      ValidateRequestParameters: true,
+    });
+  });
+
+  it('routes /hosts, /hosts/{id} and its history, state and diff views to the api function', () => {
+    const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
+      (resource) => (resource as { Properties: { PathPart: string } }).Properties.PathPart,
+    );
+    expect(paths.sort()).toEqual(['diff', 'history', 'hosts', 'state', '{id}']);
+    template.allResourcesProperties('AWS::ApiGateway::Method', {
+      Integration: {
+        Type: 'AWS_PROXY',
+        Uri: Match.objectLike({
+          'Fn::Join': ['', Match.arrayWith([arnOf(stack.api.function)])],
+        }),
+      },
+    });
+  });
+
+  it('validates POST /hosts bodies against the RegisterHost schema', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Model', {
+      ContentType: 'application/json',
+      Schema: {
+        $schema: 'http://json-schema.org/draft-04/schema#',
+        type: 'object',
+        required: ['group', 'hostType', 'roles'],
+        additionalProperties: false,
+        properties: Match.objectLike({
+          hostId: Match.objectLike({ type: 'string' }),
+          roles: Match.objectLike({ type: 'array', minItems: 1 }),
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'POST',
+      RequestModels: { 'application/json': { Ref: Match.stringLikeRegexp('RegisterHostModel') } },
+    });
+  });
+
+  it('writes JSON access logs, traces and logs every method on the stage', () => {
+    const [stage] = Object.values(template.findResources('AWS::ApiGateway::Stage')) as {
+      Properties: {
+        AccessLogSetting: { DestinationArn: unknown; Format: string };
+        TracingEnabled: boolean;
+        MethodSettings: unknown[];
+      };
+    }[];
+    expect(stage?.Properties.AccessLogSetting.DestinationArn).toEqual(arnOf(stack.controlApi.accessLogs));
+    expect(JSON.parse(stage?.Properties.AccessLogSetting.Format ?? '')).toMatchObject({
+      requestId: '$context.requestId',
+      status: '$context.status',
+    });
+    expect(stage?.Properties.TracingEnabled).toBe(true);
+    expect(stage?.Properties.MethodSettings).toEqual([
+      expect.objectContaining({ HttpMethod: '*', ResourcePath: '/*', LoggingLevel: 'INFO' }),
+    ]);
+  });
+});
+
+describe('CloudFront upload path', () => {
+  it('reaches the bucket through an Origin Access Control that signs every request', () => {
+    template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', {
+      OriginAccessControlConfig: {
+        OriginAccessControlOriginType: 's3',
+        SigningBehavior: 'always',
+        SigningProtocol: 'sigv4',
+      },
+    });
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: {
+        Origins: [
+          Match.objectLike({
+            OriginAccessControlId: { 'Fn::GetAtt': [Match.stringLikeRegexp('OriginAccessControl'), 'Id'] },
+          }),
+        ],
+      },
+    });
+  });
+
+  it('accepts PUT over HTTPS only from viewers signed by the trusted key group', () => {
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: {
+        DefaultCacheBehavior: Match.objectLike({
+          AllowedMethods: Match.arrayWith(['PUT']),
+          ViewerProtocolPolicy: 'https-only',
+          TrustedKeyGroups: [{ Ref: logicalId(stack.uploads.keyGroup) }],
+        }),
+        Logging: Match.objectLike({ Prefix: 'cloudfront/' }),
+      },
+    });
+    template.hasResourceProperties('AWS::CloudFront::KeyGroup', {
+      KeyGroupConfig: { Items: [{ Ref: logicalId(stack.uploads.publicKey) }] },
+    });
+    template.hasResourceProperties('AWS::CloudFront::PublicKey', {
+      PublicKeyConfig: { EncodedKey: Match.stringLikeRegexp('BEGIN PUBLIC KEY') },
+    });
+  });
+
+  it('grants CloudFront nothing but PutObject under snapshots/', () => {
+    const [policy] = Object.values(
+      template.findResources('AWS::S3::BucketPolicy', {
+        Properties: { Bucket: { Ref: logicalId(stack.snapshots.bucket) } },
+      }),
+    ) as { Properties: { PolicyDocument: { Statement: Statement[] } } }[];
+    const cloudFront = policy?.Properties.PolicyDocument.Statement.filter(
+      (s) => JSON.stringify(s.Principal) === JSON.stringify({ Service: 'cloudfront.amazonaws.com' }),
+    );
+    expect(cloudFront).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: objectsArn(stack.snapshots.bucket, 'snapshots/*'),
+      }),
+    ]);
+  });
+
+  it('trusts the committed public key unless the uploadPublicKeyPem context names another', () => {
+    const committed = readFileSync(
+      path.join(import.meta.dirname, '..', 'infra', 'keys', 'upload-public.pem'),
+      'utf8',
+    );
+    expect(encodedKey(stack)).toBe(committed);
+    expect(committed).not.toMatch(/PRIVATE KEY/);
+
+    const pem =
+      '-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAoperator\n-----END PUBLIC KEY-----\n';
+    const { stack: other } = buildApp({ context: { uploadPublicKeyPem: pem } });
+    expect(encodedKey(other)).toBe(pem);
+  });
+});
+
+describe('host instance role', () => {
+  it('may only put objects under snapshots/', () => {
+    expect(policyStatements(stack.hostRole.role)).toEqual([
+      {
+        Action: 's3:PutObject',
+        Effect: 'Allow',
+        Resource: objectsArn(stack.snapshots.bucket, 'snapshots/*'),
+      },
+    ]);
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })],
+      },
+      ManagedPolicyArns: Match.absent(),
+    });
+    template.hasResourceProperties('AWS::IAM::InstanceProfile', {
+      Roles: [{ Ref: logicalId(stack.hostRole.role) }],
+    });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged error or warning', () => {
+    const report = new AwsSolutionsChecks().validateScope(app);
+    const findings = report.violations.map(
+      (v) => `${v.severity} ${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+    );
+    expect(findings).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  it('fails a stack that breaks its rules (the checker is live)', () => {
+    const bare = new App();
+    new s3.Bucket(new Stack(bare, 'Bare'), 'Unlogged');
+    const report = new AwsSolutionsChecks().validateScope(bare);
+    expect(report.success).toBe(false);
+    expect(report.violations.map((v) => v.ruleName)).toEqual(
+      expect.arrayContaining(['AwsSolutions-S1', 'AwsSolutions-S10']),
+    );
+  });
+});
