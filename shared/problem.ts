@@ -1,6 +1,6 @@
+import { $ZodError } from 'zod/v4/core';
 import { FleetfoldError } from './errors.ts';
 import { toPointer } from './json-pointer.ts';
-import { $ZodError } from 'zod/v4/core';
 
 /** An RFC 9457 problem document. Extension members (e.g. `parameter`, `errors`) sit beside the standard ones. */
 export interface ProblemDocument {

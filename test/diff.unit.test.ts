@@ -54,7 +54,9 @@ describe('diff', () => {
 
 describe('JSON pointers', () => {
   it('round-trip any segments', () => {
-    fc.assert(fc.property(fc.array(fc.string()), (segments) => jsonEqual(fromPointer(toPointer(segments)), segments)));
+    fc.assert(
+      fc.property(fc.array(fc.string()), (segments) => jsonEqual(fromPointer(toPointer(segments)), segments)),
+    );
   });
 
   it('rejects a pointer without a leading slash', () => {

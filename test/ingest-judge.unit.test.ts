@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type RecordedEvent, hostStream } from '../shared/events.ts';
+import { hostStream, type RecordedEvent } from '../shared/events.ts';
 import { fold } from '../shared/fold.ts';
 import { type IngestConfig, judgeSnapshot, parseSnapshot } from '../shared/ingest.ts';
 import { DEFAULT_BANDS } from '../shared/metrics.ts';
@@ -37,7 +37,9 @@ describe('parseSnapshot', () => {
 
   it('rejects a body that is not a snapshot, naming the field', () => {
     const verdict = parseSnapshot(JSON.stringify({ hostId: 'cr-1', seq: 1 }), 'cr-1', 1);
-    expect(verdict).toMatchObject({ rejection: { reason: 'malformed', detail: expect.stringMatching(/signedAt/) } });
+    expect(verdict).toMatchObject({
+      rejection: { reason: 'malformed', detail: expect.stringMatching(/signedAt/) },
+    });
   });
 
   it('rejects a snapshot under another host prefix', () => {
@@ -64,7 +66,9 @@ describe('judgeSnapshot', () => {
 
   it('rejects a timestamp outside the window', () => {
     const late = new Date(t0.getTime() - 301_000);
-    expect(judge(registeredHost(), 1, machineState(), late)).toMatchObject({ rejection: { reason: 'clock-skew' } });
+    expect(judge(registeredHost(), 1, machineState(), late)).toMatchObject({
+      rejection: { reason: 'clock-skew' },
+    });
     expect(judge(registeredHost(), 1, machineState(), new Date(t0.getTime() - 299_000)).kind).toBe('changed');
   });
 
@@ -85,16 +89,23 @@ describe('judgeSnapshot', () => {
   it('writes nothing to the log for an unchanged snapshot, and coalesces lastSeen', () => {
     const first = judge(registeredHost(), 1);
     if (first.kind !== 'changed') throw new Error('expected a change');
-    const wiggle = machineState({ operational: { load: 0.3, sessions: { voice: 4, sms: 0, mms: 0, video: 0 } } });
+    const wiggle = machineState({
+      operational: { load: 0.3, sessions: { voice: 4, sms: 0, mms: 0, video: 0 } },
+    });
     expect(judge(first.next, 2, wiggle)).toEqual({ kind: 'heartbeat' });
     const stale = { ...first.next, lastSeen: new Date(t0.getTime() - 61_000).toISOString() };
-    expect(judge(stale, 2, wiggle)).toMatchObject({ kind: 'heartbeat', update: { lastSeq: 2, metrics: { load: 0.3 } } });
+    expect(judge(stale, 2, wiggle)).toMatchObject({
+      kind: 'heartbeat',
+      update: { lastSeq: 2, metrics: { load: 0.3 } },
+    });
   });
 
   it('turns a band crossing into an event, a wiggle inside a band not', () => {
     const first = judge(registeredHost(), 1);
     if (first.kind !== 'changed') throw new Error('expected a change');
-    const busy = machineState({ operational: { load: 0.85, sessions: { voice: 3, sms: 0, mms: 0, video: 0 } } });
+    const busy = machineState({
+      operational: { load: 0.85, sessions: { voice: 3, sms: 0, mms: 0, video: 0 } },
+    });
     const verdict = judge(first.next, 2, busy);
     expect(verdict).toMatchObject({
       kind: 'changed',
@@ -119,7 +130,13 @@ describe('judgeSnapshot', () => {
             version: 1,
             eventId: 'r',
             recordedAt: t0.toISOString(),
-            data: { hostId: 'cr-1', group: 'demo', hostType: 'call-router', roles: ['call-router'], registeredAt: t0.toISOString() },
+            data: {
+              hostId: 'cr-1',
+              group: 'demo',
+              hostType: 'call-router',
+              roles: ['call-router'],
+              registeredAt: t0.toISOString(),
+            },
           },
         ];
         steps.forEach((step, index) => {
@@ -131,7 +148,12 @@ describe('judgeSnapshot', () => {
           });
           const verdict = judge({ ...host, lastSeen: undefined }, index + 1, state);
           if (verdict.kind === 'changed') {
-            events.push({ ...verdict.event, stream: hostStream('cr-1'), version: host.version + 1, recordedAt: t0.toISOString() });
+            events.push({
+              ...verdict.event,
+              stream: hostStream('cr-1'),
+              version: host.version + 1,
+              recordedAt: t0.toISOString(),
+            });
           }
           host = applyVerdict(host, verdict);
         });

@@ -36,7 +36,9 @@ describe('snapshot signatures', () => {
 
   it('rejects any change to the signed content', () => {
     expect(verifySnapshotSignature(secret, { ...signed, seq: 8 })).toBe(false);
-    expect(verifySnapshotSignature(secret, { ...signed, state: machineState({ status: 'failed' }) })).toBe(false);
+    expect(verifySnapshotSignature(secret, { ...signed, state: machineState({ status: 'failed' }) })).toBe(
+      false,
+    );
     expect(verifySnapshotSignature(secret, { ...signed, signature: 'hmac-sha256=00' })).toBe(false);
   });
 });

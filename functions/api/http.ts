@@ -1,6 +1,6 @@
+import * as z from 'zod/mini';
 import { TooLargeError, ValidationError } from '../../shared/errors.ts';
 import { zodIssues } from '../../shared/problem.ts';
-import * as z from 'zod/mini';
 
 export type Format = 'json' | 'xml';
 

@@ -1,3 +1,4 @@
+import * as z from 'zod/mini';
 import { diff } from '../../../shared/diff.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.ts';
 import { hostStream, type NewEvent, type RecordedEvent } from '../../../shared/events.ts';
@@ -5,7 +6,6 @@ import { evolve, type HostState, statusOf } from '../../../shared/fold.ts';
 import type { Metrics, TrackedState } from '../../../shared/metrics.ts';
 import type { EventStore, HostRecord } from '../../../shared/ports.ts';
 import { HostStatus, Name, RegisterHostRequest } from '../../../shared/schemas.ts';
-import * as z from 'zod/mini';
 import type { ApiDeps } from '../deps.ts';
 import {
   type ApiRequest,
