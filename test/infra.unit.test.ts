@@ -290,9 +290,14 @@ describe('functions', () => {
         expect.objectContaining({ Action: 's3:GetObject', Resource: objectsArn(bucket, 'snapshots/*') }),
         expect.objectContaining({ Action: 's3:DeleteObject', Resource: objectsArn(bucket, 'snapshots/*') }),
         expect.objectContaining({ Action: 's3:PutObject', Resource: objectsArn(bucket, 'rejected/*') }),
+        // Only so that a missing snapshot reads as 404 (already quarantined), not 403.
+        expect.objectContaining({
+          Action: 's3:ListBucket',
+          Condition: { StringLike: { 's3:prefix': ['snapshots/*'] } },
+        }),
       ]),
     );
-    expect(s3Statements).toHaveLength(3);
+    expect(s3Statements).toHaveLength(4);
     const actions = actionsOf(statements);
     expect(actions).toContain('kms:Decrypt');
     expect(actions).not.toContain('kms:Encrypt');

@@ -79,6 +79,17 @@ export function bindBucket(
     ['s3:PutObject', access.put],
     ['s3:DeleteObject', access.delete],
   ];
+  if (access.get?.length) {
+    // Without ListBucket, S3 answers a GET of a missing key with 403, not 404: the ingest could not tell an
+    // object an earlier delivery already quarantined from a real permission problem.
+    fn.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [...access.get] } },
+      }),
+    );
+  }
   const patterns = new Set<string>();
   for (const [action, keyPatterns] of grants) {
     if (!keyPatterns?.length) continue;
