@@ -1,0 +1,210 @@
+/**
+ * The shapes of issue 3 (desired state and reconcile), shared by the DSL compiler, the planner, the reconcile
+ * functions, the fan-out, the agent and the API. Pure types: no behaviour lives here.
+ */
+import type { Channel, HostStatus } from '../schemas.ts';
+
+/* ───────────── Group definitions (what an operator writes, YAML or JSON) ───────────── */
+
+export interface ServiceSpec {
+  version: string;
+  /** Key-values handed to the service (e.g. "sip.port": "5060"). */
+  config?: Record<string, string>;
+  /** Port the service listens on (local mode starts a process there). */
+  port?: number;
+}
+
+export interface HostTypeDefinition {
+  roles: string[];
+  /** EC2 instance type, e.g. "c7g.large". */
+  instanceType: string;
+  /** Fixed size, or min/max for scaling (count defaults to min). */
+  count?: number;
+  min?: number;
+  max?: number;
+  /** AMI id or launch template name (EC2 only). */
+  image?: string;
+  launchTemplate?: string;
+  /** Services this host type runs, with their versions. */
+  services: Record<string, ServiceSpec>;
+  /** Set when this host type is a load balancer: the services it balances (must run on other host types). */
+  balances?: string[];
+  /** Channel pools this host type serves (voice, sms, mms, video). */
+  channels?: Channel[];
+}
+
+export interface DrainPolicy {
+  /** Wait until the host's live sessions reach zero before altering it. */
+  waitForSessions: boolean;
+  timeoutSeconds: number;
+  /** At the timeout: go ahead anyway ("proceed") or fail the wave ("fail"). */
+  onTimeout: 'proceed' | 'fail';
+}
+
+export interface RolloutPolicy {
+  /** Selector for the size of each wave among the hosts to change, e.g. "max(1, 25%)". */
+  wave: string;
+  /** Replace/launch the new host before removing the old one. */
+  surgeFirst: boolean;
+  /** Seconds to wait for a wave's hosts to report the new version before the wave fails. */
+  convergenceTimeoutSeconds: number;
+}
+
+export interface Rule {
+  /** e.g. "group.running && hosts.booted == 0", "host.status == failed", "load > 0.8" */
+  when: string;
+  /** e.g. "boot", "replace", "add-to-lb", "scale-out(media, 1)", "alarm" */
+  then: string;
+}
+
+export interface GroupConfiguration {
+  rollout: RolloutPolicy;
+  drain: DrainPolicy;
+  /** One budget for rollouts, scale-in and replacement: hosts out of service at once, a selector. */
+  disruptionBudget: string;
+  rules: Rule[];
+  regions?: string[];
+}
+
+export interface GroupDefinition {
+  name: string;
+  hostTypes: Record<string, HostTypeDefinition>;
+  /** service → the services it depends on. Every service named anywhere must appear here. */
+  dependencies: Record<string, string[]>;
+  configuration: GroupConfiguration;
+}
+
+/* ───────────── Compiled groups ───────────── */
+
+export interface CompiledHostType extends HostTypeDefinition {
+  name: string;
+  /** Desired number of hosts now (count, else min). */
+  desired: number;
+  /** Dependency level: 0 = depends on nothing; start in ascending, stop in descending order. */
+  level: number;
+}
+
+export interface CompiledGroup {
+  name: string;
+  /** Version of the definition in the group's event stream. */
+  definitionVersion: number;
+  hostTypes: Record<string, CompiledHostType>;
+  /** Host type names in start order (dependencies first); ties broken by name. */
+  startOrder: string[];
+  /** Services grouped by dependency level: serviceLevels[0] depends on nothing. */
+  serviceLevels: string[][];
+  /** service → the services that depend on it (directly). */
+  dependents: Record<string, string[]>;
+  /** service → host types running it. */
+  serviceHosts: Record<string, string[]>;
+  /** service → load balancer host types in front of it. */
+  balancedBy: Record<string, string[]>;
+  configuration: GroupConfiguration;
+}
+
+/* ───────────── Selectors ───────────── */
+
+/** A host as selectors see it. */
+export interface SelectableHost {
+  hostId: string;
+  /** Versions of the service a rollout is about (or of any service when the selector names none). */
+  versions: Record<string, string>;
+  liveSessions: number;
+  load: number;
+}
+
+/* ───────────── Desired state per host ───────────── */
+
+/** What the control plane wants one host to run: sent to it (signed) by the fan-out. */
+export interface DesiredHostState {
+  hostId: string;
+  group: string;
+  hostType: string;
+  /** Strictly increasing per host; the agent ignores anything not above what it applied. */
+  stateVersion: number;
+  services: Record<string, ServiceSpec>;
+  config: Record<string, string>;
+  /** For load balancer hosts: service → member endpoints ("host:port" or URL). */
+  upstreams?: Record<string, string[]>;
+  /** "running" to run the services; "draining" to stop taking new sessions; "stopped" to stop them. */
+  mode: 'running' | 'draining' | 'stopped';
+}
+
+/* ───────────── What the planner sees of the actual cluster ───────────── */
+
+export interface ActualHost {
+  hostId: string;
+  hostType: string;
+  status: HostStatus;
+  /** Versions the host reports running, per service. */
+  software: Record<string, string>;
+  /** Desired state version the host reports it applied (0 = none). */
+  appliedStateVersion: number;
+  /** Desired state version last assigned to it (0 = none). */
+  assignedStateVersion: number;
+  liveSessions: number;
+  load: number;
+  /** ISO time the host was asked to drain, if it is draining. */
+  drainingSince?: string;
+  /** Internal address and ports, for load balancer membership. */
+  address?: string;
+}
+
+/* ───────────── Plans ───────────── */
+
+export type Action =
+  | { kind: 'launch'; hostId: string; hostType: string; state: DesiredHostState; replaces?: string }
+  | { kind: 'terminate'; hostId: string; reason: string }
+  | { kind: 'drain'; hostId: string; state: DesiredHostState }
+  | { kind: 'assign'; hostId: string; state: DesiredHostState }
+  | { kind: 'update-lb'; hostId: string; state: DesiredHostState }
+  | { kind: 'notify'; hostIds: string[]; service: string; reason: string };
+
+export interface Wave {
+  index: number;
+  actions: Action[];
+  /** Hosts this wave takes out of service (counted against the disruption budget). */
+  disrupted: string[];
+  /** Hosts that must report `stateVersion` (appliedStateVersion ≥) before the next wave. */
+  awaits: { hostId: string; stateVersion: number }[];
+}
+
+export interface Plan {
+  group: string;
+  waves: Wave[];
+  /** Hosts held back (e.g. live sessions, drain not timed out); a later reconcile picks them up. */
+  deferred: { hostId: string; reason: string }[];
+}
+
+/* ───────────── Rollouts ───────────── */
+
+export interface RolloutRequest {
+  service: string;
+  /** New version, or new config (at least one). */
+  version?: string;
+  config?: Record<string, string>;
+  /** Which hosts: a selector (default "all"). */
+  select?: string;
+}
+
+export type RolloutStatus =
+  | 'pending'
+  | 'running'
+  | 'paused'
+  | 'succeeded'
+  | 'failed'
+  | 'rolled-back'
+  | 'aborted';
+
+export interface Rollout extends RolloutRequest {
+  id: string;
+  group: string;
+  status: RolloutStatus;
+  /** Version of the service before the rollout (for rollback). */
+  previousVersion?: string;
+  createdAt: string;
+  updatedAt: string;
+  waves: { index: number; hosts: string[]; status: 'pending' | 'running' | 'done' | 'failed' }[];
+  hosts: { done: string[]; pending: string[]; failed: string[] };
+  error?: string;
+}

@@ -1,0 +1,115 @@
+/**
+ * Ports added for desired state and reconcile (issue 3). Adapters live in shared/adapters/, like the others.
+ */
+import type { DesiredHostState } from './model.ts';
+
+/* ───────────── Documents: projections that are not hosts (groups, rollouts, desired host states) ───────────── */
+
+export type DocumentKind = 'group' | 'rollout' | 'desired';
+
+export interface StoredDocument<T> {
+  kind: DocumentKind;
+  id: string;
+  /** Optimistic-concurrency version, 1 for a new document; also the HTTP ETag of groups. */
+  version: number;
+  body: T;
+  updatedAt: string;
+}
+
+/**
+ * A small table of versioned documents (DynamoDB: pk `kind`, sk `id`): single-item conditional writes only.
+ */
+export interface DocumentStore {
+  get<T>(kind: DocumentKind, id: string): Promise<StoredDocument<T> | undefined>;
+  /** Writes version `expectedVersion + 1`; ConflictError when the stored version is not `expectedVersion` (0 = must not exist). */
+  put<T>(
+    kind: DocumentKind,
+    id: string,
+    body: T,
+    expectedVersion: number,
+    updatedAt: Date,
+  ): Promise<StoredDocument<T>>;
+  /** ConflictError when the stored version is not `expectedVersion`. */
+  delete(kind: DocumentKind, id: string, expectedVersion: number): Promise<void>;
+  list<T>(
+    kind: DocumentKind,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ documents: StoredDocument<T>[]; next?: string }>;
+}
+
+/* ───────────── The fleet: EC2 or local processes ───────────── */
+
+export interface LaunchRequest {
+  hostId: string;
+  group: string;
+  hostType: string;
+  roles: string[];
+  instanceType: string;
+  image?: string;
+  launchTemplate?: string;
+  /** The desired state the new host starts from; with hostId it makes the launch idempotent (EC2 ClientToken). */
+  stateVersion: number;
+  /** Where the host finds its HMAC secret (EC2: an SSM SecureString parameter name; local: a file path). */
+  secretRef: string;
+}
+
+export interface FleetInstance {
+  hostId: string;
+  instanceId: string;
+  state: 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated';
+}
+
+export interface FleetPort {
+  /** Idempotent for the same (hostId, stateVersion): a retried wave launches nothing twice. */
+  launch(request: LaunchRequest): Promise<FleetInstance>;
+  terminate(hostId: string): Promise<void>;
+  reboot(hostId: string): Promise<void>;
+  describe(group: string): Promise<FleetInstance[]>;
+}
+
+/* ───────────── Fan-out ───────────── */
+
+export interface InboxAddress {
+  hostId: string;
+  group: string;
+  roles: string[];
+}
+
+/** A desired state as it travels: signed by the control plane, too-large states referenced in S3. */
+export interface StateEnvelope {
+  /** The state itself, or absent when it is too large and `ref` points at it. */
+  state?: DesiredHostState;
+  ref?: { bucket: string; key: string; sha256: string };
+  hostId: string;
+  stateVersion: number;
+  signedAt: string;
+  /** Identifies the signing key (KMS key ARN, or "local:<fingerprint>"). */
+  keyId: string;
+  /** ECDSA P-256 / SHA-256 signature (DER, base64) over the canonical JSON of everything above. */
+  signature: string;
+}
+
+export interface StatePublisher {
+  /** Creates the host's queue and its subscription (filter: its host id, or its group and roles). Idempotent. */
+  ensureInbox(address: InboxAddress): Promise<{ queueUrl: string }>;
+  removeInbox(hostId: string): Promise<void>;
+  /** Signs and publishes each state to exactly the host it is for. */
+  publish(states: readonly DesiredHostState[]): Promise<void>;
+}
+
+/** Signs what the control plane sends (KMS asymmetric key in AWS, a key file locally). */
+export interface StateSigner {
+  readonly keyId: string;
+  sign(message: Buffer): Promise<Buffer>;
+}
+
+/** Starts a reconcile run for a group; a run already going for the same trigger is not started twice. */
+export interface ReconcileStarter {
+  start(request: {
+    group: string;
+    reason: string;
+    rolloutId?: string;
+    dedupeKey: string;
+  }): Promise<{ executionId: string }>;
+}
