@@ -1,4 +1,5 @@
 import type { Change } from './diff.ts';
+import type { GroupEvent } from './groups/events.ts';
 
 /** A host was registered and given its secret (the secret itself is never an event). */
 export interface HostRegistered {
@@ -15,8 +16,11 @@ export interface StateObserved {
 export type HostEvent = HostRegistered | StateObserved;
 export type HostEventType = HostEvent['type'];
 
+/** Every event any stream holds: host streams hold HostEvents, group streams GroupEvents. */
+export type FleetEvent = HostEvent | GroupEvent;
+
 /** An event as stored: its place in its stream and an id that makes redelivery recognisable. */
-export type RecordedEvent<E extends HostEvent = HostEvent> = E & {
+export type RecordedEvent<E extends FleetEvent = HostEvent> = E & {
   stream: string;
   version: number;
   /** Derived from what caused the event (e.g. the snapshot's object key), never random. */
@@ -24,7 +28,7 @@ export type RecordedEvent<E extends HostEvent = HostEvent> = E & {
   recordedAt: string;
 };
 
-export type NewEvent<E extends HostEvent = HostEvent> = E & { eventId: string };
+export type NewEvent<E extends FleetEvent = HostEvent> = E & { eventId: string };
 
 export function hostStream(hostId: string): string {
   return `host#${hostId}`;

@@ -1,4 +1,4 @@
-import type { NewEvent, RecordedEvent } from './events.ts';
+import type { FleetEvent, HostEvent, NewEvent, RecordedEvent } from './events.ts';
 import type { HostState } from './fold.ts';
 import type { Metrics } from './metrics.ts';
 import type { HostStatus } from './schemas.ts';
@@ -17,25 +17,28 @@ export interface ReadEventsOptions {
   cursor?: string;
 }
 
-export interface EventPage {
-  events: RecordedEvent[];
+export interface EventPage<E extends FleetEvent = HostEvent> {
+  events: RecordedEvent<E>[];
   /** Present when there is more to read. */
   next?: string;
 }
 
-/** Append-only streams with optimistic concurrency: one partition per stream, version as sort key. */
+/**
+ * Append-only streams with optimistic concurrency: one partition per stream, version as sort key. The stream's
+ * prefix decides its event type (`host#` → HostEvent, `group#` → GroupEvent): callers name it as `E`.
+ */
 export interface EventStore {
   /**
    * Appends `events` as versions expectedVersion+1, +2, …; throws ConflictError if any of those versions
    * exists already (somebody else appended first).
    */
-  append(
+  append<E extends FleetEvent = HostEvent>(
     stream: string,
     expectedVersion: number,
-    events: readonly NewEvent[],
+    events: readonly NewEvent<E>[],
     recordedAt: Date,
   ): Promise<number>;
-  read(stream: string, options?: ReadEventsOptions): Promise<EventPage>;
+  read<E extends FleetEvent = HostEvent>(stream: string, options?: ReadEventsOptions): Promise<EventPage<E>>;
   /** The stream's current version (0 when empty). */
   currentVersion(stream: string): Promise<number>;
 }

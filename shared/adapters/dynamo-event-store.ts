@@ -1,7 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { PutCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, ValidationError } from '../errors.ts';
-import type { HostEvent, NewEvent, RecordedEvent } from '../events.ts';
+import type { FleetEvent, HostEvent, NewEvent, RecordedEvent } from '../events.ts';
 import type { EventPage, EventStore, ReadEventsOptions } from '../ports.ts';
 import {
   type CapacityListener,
@@ -26,8 +26,8 @@ interface EventItem {
   stream: string;
   version: number;
   eventId: string;
-  type: HostEvent['type'];
-  data: HostEvent['data'];
+  type: FleetEvent['type'];
+  data: FleetEvent['data'];
   recordedAt: string;
   lastVersion?: number;
 }
@@ -46,10 +46,10 @@ export class DynamoEventStore implements EventStore {
     this.onCapacity = options.onCapacity ?? (() => {});
   }
 
-  async append(
+  async append<E extends FleetEvent = HostEvent>(
     stream: string,
     expectedVersion: number,
-    events: readonly NewEvent[],
+    events: readonly NewEvent<E>[],
     recordedAt: Date,
   ): Promise<number> {
     checkStream(stream);
@@ -79,7 +79,10 @@ export class DynamoEventStore implements EventStore {
     return lastVersion;
   }
 
-  async read(stream: string, options: ReadEventsOptions = {}): Promise<EventPage> {
+  async read<E extends FleetEvent = HostEvent>(
+    stream: string,
+    options: ReadEventsOptions = {},
+  ): Promise<EventPage<E>> {
     checkStream(stream);
     const fromVersion = options.fromVersion ?? 1;
     const toVersion = options.toVersion ?? Number.MAX_SAFE_INTEGER;
@@ -118,7 +121,7 @@ export class DynamoEventStore implements EventStore {
     this.onCapacity('Query', result.ConsumedCapacity);
     const items = (result.Items ?? []) as EventItem[];
     const page = items.slice(0, limit);
-    const events = page.map(toRecordedEvent);
+    const events = page.map((item) => toRecordedEvent<E>(item));
     const lastOfPage = page.at(-1);
     if (items.length > limit && lastOfPage) {
       return { events, next: encodeCursor({ stream, version: lastOfPage.version }) };
@@ -191,7 +194,7 @@ function checkStream(stream: string): void {
   }
 }
 
-function toRecordedEvent(item: EventItem): RecordedEvent {
+function toRecordedEvent<E extends FleetEvent>(item: EventItem): RecordedEvent<E> {
   return {
     type: item.type,
     data: item.data,
@@ -199,5 +202,6 @@ function toRecordedEvent(item: EventItem): RecordedEvent {
     version: item.version,
     eventId: item.eventId,
     recordedAt: item.recordedAt,
-  } as RecordedEvent;
+    // The stream's prefix fixes its event type (see EventStore); the store itself keeps type and data opaque.
+  } as unknown as RecordedEvent<E>;
 }

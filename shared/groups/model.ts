@@ -146,8 +146,10 @@ export interface ActualHost {
   load: number;
   /** ISO time the host was asked to drain, if it is draining. */
   drainingSince?: string;
-  /** Internal address and ports, for load balancer membership. */
+  /** Internal address, for load balancer membership. */
   address?: string;
+  /** Where each service answers, as the host reports it: service → "host:port" (local mode picks free ports). */
+  endpoints?: Record<string, string>;
 }
 
 /* ───────────── Plans ───────────── */

@@ -1,5 +1,5 @@
 import { ConflictError, ValidationError } from '../../shared/errors.ts';
-import type { NewEvent, RecordedEvent } from '../../shared/events.ts';
+import type { FleetEvent, HostEvent, NewEvent, RecordedEvent } from '../../shared/events.ts';
 import type {
   EventPage,
   EventStore,
@@ -34,9 +34,14 @@ function decodeCursor(cursor: string): string | number {
 }
 
 export class MemoryEventStore implements EventStore {
-  readonly #streams = new Map<string, RecordedEvent[]>();
+  readonly #streams = new Map<string, RecordedEvent<FleetEvent>[]>();
 
-  async append(stream: string, expectedVersion: number, events: readonly NewEvent[], recordedAt: Date) {
+  async append<E extends FleetEvent = HostEvent>(
+    stream: string,
+    expectedVersion: number,
+    events: readonly NewEvent<E>[],
+    recordedAt: Date,
+  ) {
     const existing = this.#streams.get(stream) ?? [];
     const taken = new Set(existing.map((event) => event.version));
     const versions = events.map((_, index) => expectedVersion + index + 1);
@@ -49,7 +54,7 @@ export class MemoryEventStore implements EventStore {
       stream,
       version: versions[index] as number,
       recordedAt: recordedAt.toISOString(),
-    })) as RecordedEvent[];
+    })) as RecordedEvent<FleetEvent>[];
     this.#streams.set(
       stream,
       [...existing, ...recorded].sort((a, b) => a.version - b.version),
@@ -57,7 +62,10 @@ export class MemoryEventStore implements EventStore {
     return expectedVersion + events.length;
   }
 
-  async read(stream: string, options: ReadEventsOptions = {}): Promise<EventPage> {
+  async read<E extends FleetEvent = HostEvent>(
+    stream: string,
+    options: ReadEventsOptions = {},
+  ): Promise<EventPage<E>> {
     const from = options.fromVersion ?? 1;
     const to = options.toVersion ?? Number.POSITIVE_INFINITY;
     const limit = Math.min(options.limit ?? 100, 1000);
@@ -73,7 +81,7 @@ export class MemoryEventStore implements EventStore {
     const events = inRange.slice(0, limit);
     const last = events.at(-1);
     return {
-      events: structuredClone(events),
+      events: structuredClone(events) as RecordedEvent<E>[],
       next: inRange.length > limit && last ? encodeCursor(last.version) : undefined,
     };
   }
