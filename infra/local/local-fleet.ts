@@ -35,6 +35,8 @@ export interface InstanceExit {
 
 export interface LocalInstance {
   hostId: string;
+  /** `local-<hostId>-<n>`, n counting this host's launches; a reboot keeps it, as on EC2. */
+  instanceId: string;
   pid: number | undefined;
   spec: HostSpec;
   state: InstanceState;
@@ -74,19 +76,45 @@ export function serviceList(services: Record<string, string>): string {
     .join(',');
 }
 
+export function localInstanceId(hostId: string, launch: number): string {
+  return `local-${hostId}-${launch}`;
+}
+
 export class LocalFleet {
   private readonly instances = new Map<string, Tracked>();
+  private readonly launches = new Map<string, number>();
 
   constructor(private readonly options: LocalFleetOptions) {}
 
   /** Starts the host's agent; fails if that host is running already. */
   launch(spec: HostSpec): LocalInstance {
-    const current = this.instances.get(spec.hostId);
+    this.assertNotRunning(spec.hostId);
+    const launch = this.launchCount(spec.hostId) + 1;
+    this.launches.set(spec.hostId, launch);
+    return this.start(spec, localInstanceId(spec.hostId, launch));
+  }
+
+  /** How many times `launch` started this host (reboots not counted). */
+  launchCount(hostId: string): number {
+    return this.launches.get(hostId) ?? 0;
+  }
+
+  /** Stops the host's process (as `stop` does) and starts it again with the same spec and instance id. */
+  async reboot(hostId: string, timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<LocalInstance> {
+    const { spec, instanceId } = this.require(hostId).instance;
+    await this.stop(hostId, timeoutMs);
+    this.assertNotRunning(hostId);
+    return this.start(spec, instanceId);
+  }
+
+  private assertNotRunning(hostId: string): void {
+    const current = this.instances.get(hostId);
     if (current && current.instance.state !== 'exited') {
-      throw new Error(
-        `host ${spec.hostId} is ${current.instance.state} already (pid ${current.instance.pid})`,
-      );
+      throw new Error(`host ${hostId} is ${current.instance.state} already (pid ${current.instance.pid})`);
     }
+  }
+
+  private start(spec: HostSpec, instanceId: string): LocalInstance {
     const command = this.options.command ?? {
       // process.execPath: the Node 22 that runs this process, not whatever `node` is on the PATH.
       executable: process.execPath,
@@ -109,6 +137,7 @@ export class LocalFleet {
     });
     const instance: LocalInstance = {
       hostId: spec.hostId,
+      instanceId,
       pid: child.pid,
       spec,
       state: 'running',
