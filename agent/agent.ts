@@ -43,8 +43,8 @@ export interface HostAgentOptions {
  * The host side of "write only on change": collect facts on a short cadence, post a signed snapshot when the
  * tracked state changed or a heartbeat is due, and let the uploader retry until it lands.
  *
- * Receiving desired states (SQS) will be a separate module beside this one; all it needs from the agent is
- * `pollNow()`, so the state it applied is reported at once.
+ * Receiving desired states is a separate module beside this one (inbox.ts, apply/); all it needs from the agent
+ * is `pollNow()`, so the state it applied is reported at once (appliedStateVersion is tracked state).
  */
 export class HostAgent {
   readonly #options: HostAgentOptions;

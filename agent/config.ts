@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BandThresholds, DEFAULT_BANDS, parseThresholds } from '../shared/metrics.ts';
@@ -31,6 +32,19 @@ export interface AgentConfig {
   };
   /** EC2 mode: instance metadata base URL (tests point it elsewhere). */
   imdsUrl?: string;
+  /** Where desired states come from; absent: the agent only reports. */
+  inbox?: InboxConfig;
+  /** EC2 mode: the hook run per changed service (FLEETFOLD_APPLY_COMMAND). */
+  applyCommand?: string;
+}
+
+export interface InboxConfig {
+  /** The full URL (local mode, or EC2), or the queue name to resolve with GetQueueUrl (EC2). */
+  queue: { url: string } | { name: string };
+  /** PEM of the control plane's ECDSA P-256 public key: only states signed with it are applied. */
+  publicKeyPem: string;
+  /** EC2 only: a VPC or FIPS endpoint for SQS. Local mode takes the endpoint from the queue URL. */
+  sqsEndpoint?: string;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +151,9 @@ export function loadConfig(
     get('AWS_DEFAULT_REGION') ??
     (mode === 'local' ? 'us-east-1' : undefined);
 
+  const inbox = readInbox(mode, get, readText);
+  const applyCommand = get('FLEETFOLD_APPLY_COMMAND');
+
   return {
     mode,
     hostId,
@@ -161,5 +178,67 @@ export function loadConfig(
     ...(capacitySessions === undefined ? {} : { capacitySessions }),
     s3: { ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) },
     ...(get('FLEETFOLD_IMDS_URL') ? { imdsUrl: get('FLEETFOLD_IMDS_URL') } : {}),
+    ...(inbox ? { inbox } : {}),
+    ...(applyCommand ? { applyCommand } : {}),
+  };
+}
+
+/** Both a queue and the key, or neither: an inbox without the key to check what arrives must not start. */
+function readInbox(
+  mode: AgentMode,
+  get: (name: string) => string | undefined,
+  readText: (path: string) => string,
+): InboxConfig | undefined {
+  const url = get('FLEETFOLD_INBOX_QUEUE_URL');
+  const name = get('FLEETFOLD_INBOX_QUEUE');
+  const keyFile = get('FLEETFOLD_CONTROL_PUBLIC_KEY_FILE');
+  const inlineKey = get('FLEETFOLD_CONTROL_PUBLIC_KEY');
+  if (!url && !name && !keyFile && !inlineKey) return undefined;
+  if (!url && !name) {
+    throw new ConfigError(
+      mode === 'local'
+        ? 'FLEETFOLD_INBOX_QUEUE_URL is not set, but a control plane key is'
+        : 'FLEETFOLD_INBOX_QUEUE (or FLEETFOLD_INBOX_QUEUE_URL) is not set, but a control plane key is',
+    );
+  }
+  if (mode === 'local' && !url) {
+    throw new ConfigError('FLEETFOLD_INBOX_QUEUE_URL is not set: local mode needs the full queue URL');
+  }
+  if (url) {
+    try {
+      new URL(url);
+    } catch {
+      throw new ConfigError(`FLEETFOLD_INBOX_QUEUE_URL="${url}" is not a URL`);
+    }
+  }
+  let publicKeyPem: string;
+  if (keyFile) {
+    try {
+      publicKeyPem = readText(keyFile);
+    } catch (error) {
+      throw new ConfigError(
+        `FLEETFOLD_CONTROL_PUBLIC_KEY_FILE "${keyFile}" cannot be read: ${(error as Error).message}`,
+      );
+    }
+  } else if (inlineKey) {
+    // Instance user data often flattens newlines; a PEM survives as "\n" escapes.
+    publicKeyPem = inlineKey.replaceAll('\\n', '\n');
+  } else {
+    throw new ConfigError('FLEETFOLD_CONTROL_PUBLIC_KEY_FILE (or FLEETFOLD_CONTROL_PUBLIC_KEY) is not set');
+  }
+  const variable = keyFile ? 'FLEETFOLD_CONTROL_PUBLIC_KEY_FILE' : 'FLEETFOLD_CONTROL_PUBLIC_KEY';
+  try {
+    const key = createPublicKey(publicKeyPem);
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new Error('not an ECDSA P-256 key');
+    }
+  } catch (error) {
+    throw new ConfigError(`${variable}: not a usable public key (${(error as Error).message})`);
+  }
+  const sqsEndpoint = mode === 'ec2' ? get('FLEETFOLD_SQS_ENDPOINT') : undefined;
+  return {
+    queue: url ? { url } : { name: name as string },
+    publicKeyPem,
+    ...(sqsEndpoint ? { sqsEndpoint } : {}),
   };
 }

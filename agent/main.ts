@@ -1,13 +1,27 @@
 import { HostAgent, jsonLineLogger } from './agent.ts';
+import { AppliedStateStore } from './applied-state.ts';
+import type { StateApplier } from './apply/applier.ts';
+import { Ec2Applier } from './apply/ec2-applier.ts';
+import { LocalApplier } from './apply/local-applier.ts';
 import { type AgentConfig, ConfigError, loadConfig } from './config.ts';
 import { Ec2FactSource, ImdsClient, imdsRegion } from './facts/ec2.ts';
 import { mulberry32, SimulatedHost } from './facts/simulated.ts';
 import type { FactSource } from './facts/source.ts';
+import { StateInbox } from './inbox.ts';
+import { HostRuntime } from './runtime.ts';
 import { createS3Client } from './s3-client.ts';
+import { createSqsClient } from './sqs-client.ts';
 
 /** Process entry: `node --import tsx agent/main.ts` (or `npx tsx agent/main.ts`), configured by FLEETFOLD_* env. */
 
-function createFactSource(config: AgentConfig, imds: ImdsClient | undefined): FactSource {
+/** Local services listen on loopback, so that is the address load balancers must use to reach them. */
+const LOCAL_INTERNAL_IP = '127.0.0.1';
+
+function createFactSource(
+  config: AgentConfig,
+  imds: ImdsClient | undefined,
+  runtime: HostRuntime,
+): FactSource {
   if (imds) {
     return new Ec2FactSource({
       imds,
@@ -15,6 +29,7 @@ function createFactSource(config: AgentConfig, imds: ImdsClient | undefined): Fa
       ...(config.hostType ? { hostType: config.hostType } : {}),
       roles: config.roles,
       services: config.services,
+      runtime,
       ...(config.capacitySessions === undefined ? {} : { capacitySessions: config.capacitySessions }),
     });
   }
@@ -24,9 +39,19 @@ function createFactSource(config: AgentConfig, imds: ImdsClient | undefined): Fa
     hostType: config.hostType ?? 'local',
     roles: config.roles,
     services: config.services,
+    runtime,
+    internalIp: LOCAL_INTERNAL_IP,
     random: mulberry32(config.seed),
     ...(config.capacitySessions === undefined ? {} : { capacitySessions: config.capacitySessions }),
   });
+}
+
+function createApplier(config: AgentConfig, runtime: HostRuntime): StateApplier {
+  const common = { hostId: config.hostId, stateDir: config.stateDir, runtime, logger: jsonLineLogger };
+  if (config.mode === 'local') {
+    return new LocalApplier(common);
+  }
+  return new Ec2Applier({ ...common, ...(config.applyCommand ? { command: config.applyCommand } : {}) });
 }
 
 async function main(): Promise<void> {
@@ -47,27 +72,49 @@ async function main(): Promise<void> {
     process.stderr.write('fleetfold-agent: no region: set FLEETFOLD_REGION or AWS_REGION\n');
     process.exit(2);
   }
+  const s3 = createS3Client(config, region);
+  const runtime = new HostRuntime(config.services);
+  const applier = createApplier(config, runtime);
+  const appliedStates = new AppliedStateStore({ stateDir: config.stateDir, hostId: config.hostId });
   const agent = new HostAgent({
     hostId: config.hostId,
     secret: config.secret,
     bucket: config.bucket,
-    s3: createS3Client(config, region),
-    factSource: createFactSource(config, imds),
+    s3,
+    factSource: createFactSource(config, imds, runtime),
     stateDir: config.stateDir,
     heartbeatSeconds: config.heartbeatSeconds,
     pollSeconds: config.pollSeconds,
     thresholds: config.thresholds,
     logger: jsonLineLogger,
   });
+  const inbox = config.inbox
+    ? new StateInbox({
+        hostId: config.hostId,
+        sqs: createSqsClient(config, config.inbox, region),
+        queue: config.inbox.queue,
+        s3,
+        publicKey: config.inbox.publicKeyPem,
+        applied: appliedStates,
+        apply: (state) => applier.apply(state),
+        onApplied: () => void agent.pollNow(),
+        logger: jsonLineLogger,
+      })
+    : undefined;
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
-      // A second signal means "now": skip the flush.
+      // A second signal means "now": skip the flush (the exit hook still kills service processes).
       process.exit(signal === 'SIGINT' ? 130 : 143);
     }
     stopping = true;
-    agent.stop().then(
+    const stopAll = async () => {
+      await inbox?.stop();
+      await applier.stop();
+      return agent.stop();
+    };
+    stopAll().then(
       (flushed) => {
         jsonLineLogger.info({ hostId: config.hostId, msg: 'stopped', signal, flushed });
         process.exit(0);
@@ -81,8 +128,38 @@ async function main(): Promise<void> {
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 
+  // The last applied state is not new to the queue (a redelivery would be ignored): bring it back from disk.
+  const restored = await appliedStates.load();
+  if (restored) {
+    try {
+      await applier.apply(restored);
+      jsonLineLogger.info({
+        hostId: config.hostId,
+        msg: 'desired state restored',
+        stateVersion: restored.stateVersion,
+      });
+    } catch (error) {
+      jsonLineLogger.warn({
+        hostId: config.hostId,
+        msg: 'restoring the applied state failed',
+        error: String(error),
+      });
+    }
+  }
+
   agent.start();
-  jsonLineLogger.info({ hostId: config.hostId, msg: 'started', mode: config.mode, bucket: config.bucket });
+  inbox?.start();
+  jsonLineLogger.info({
+    hostId: config.hostId,
+    msg: 'started',
+    mode: config.mode,
+    bucket: config.bucket,
+    inbox: config.inbox
+      ? 'url' in config.inbox.queue
+        ? config.inbox.queue.url
+        : config.inbox.queue.name
+      : null,
+  });
 }
 
 await main();

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { Channel, MachineStateInput } from '../../shared/schemas.ts';
+import type { HostRuntime } from '../runtime.ts';
 import type { FactSource, ServiceVersions } from './source.ts';
 
 export const DEFAULT_IMDS_URL = 'http://169.254.169.254';
@@ -95,6 +96,8 @@ export interface Ec2FactSourceOptions {
   roles: readonly string[];
   /** Services the host was told to run; reported as running. */
   services: ServiceVersions;
+  /** What the applier made the machine run: when given, it wins over `services` (and sets status and config). */
+  runtime?: HostRuntime;
   /** Default 100 per vCPU. */
   capacitySessions?: number;
   system?: SystemFacts;
@@ -124,8 +127,9 @@ export class Ec2FactSource implements FactSource {
     const hostType = tags.get(TAG_HOST_TYPE) ?? this.#options.hostType ?? instanceType;
     if (!hostType) throw new Error('host type unknown: no tag, no configuration and no instance type');
     const taggedRoles = tags.get(TAG_ROLES);
+    const report = this.#options.runtime?.report();
     return {
-      status: 'running',
+      status: report?.mode ?? 'running',
       group: tags.get(TAG_GROUP) ?? this.#options.group,
       hostType,
       roles: taggedRoles ? splitList(taggedRoles) : [...this.#options.roles],
@@ -135,10 +139,12 @@ export class Ec2FactSource implements FactSource {
         cpus,
         memoryMiB: Math.floor(this.#system.totalMemoryBytes() / 1_048_576),
       },
-      config: { values: {} },
-      software: Object.fromEntries(
-        Object.entries(services).map(([name, version]) => [name, { version, status: 'running' as const }]),
-      ),
+      config: { values: report?.config ?? {} },
+      software:
+        report?.services ??
+        Object.fromEntries(
+          Object.entries(services).map(([name, version]) => [name, { version, status: 'running' as const }]),
+        ),
       operational: {
         load: cpus > 0 ? Math.min(1, Math.max(0, this.#system.loadAverage() / cpus)) : 0,
         sessions: {
@@ -149,6 +155,9 @@ export class Ec2FactSource implements FactSource {
         },
         dataRefs: [],
       },
+      ...(report?.appliedStateVersion === undefined
+        ? {}
+        : { appliedStateVersion: report.appliedStateVersion }),
     };
   }
 

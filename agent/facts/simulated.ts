@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { CHANNELS, type Channel, type MachineStateInput } from '../../shared/schemas.ts';
+import {
+  CHANNELS,
+  type Channel,
+  type MachineStateInput,
+  type ServiceInstance,
+} from '../../shared/schemas.ts';
+import type { HostMode, HostRuntime } from '../runtime.ts';
 import type { FactSource, ServiceVersions } from './source.ts';
 
 /** A small, fast, seedable PRNG: the same seed gives the same fleet behaviour in every run. */
@@ -30,6 +36,11 @@ export interface SimulatedHostOptions {
   hostType: string;
   roles: readonly string[];
   services: ServiceVersions;
+  /**
+   * What really runs (local mode's applier keeps it): when given, software, status, config and the applied
+   * state version come from it instead of `services`, and a draining or stopped host loses its sessions.
+   */
+  runtime?: HostRuntime;
   /** Uniform in [0, 1); seed it (mulberry32) for reproducible runs. */
   random: () => number;
   /** Milliseconds since the epoch. */
@@ -80,20 +91,27 @@ export class SimulatedHost implements FactSource {
 
   async collect(): Promise<MachineStateInput> {
     const booting = this.#clock() - this.#startedAt < (this.#options.bootMs ?? 3_000);
-    if (!booting) this.#step();
+    const report = this.#options.runtime?.report();
+    const mode = report?.mode ?? 'running';
+    if (!booting) this.#step(mode);
     const { group, hostType, roles, services, cpus, memoryMiB } = this.#options;
+    const software: Record<string, ServiceInstance> =
+      report?.services ??
+      Object.fromEntries(
+        Object.entries(services).map(([name, version]) => [name, { version, status: 'running' }]),
+      );
     return {
-      status: booting ? 'booting' : 'running',
+      status: booting ? 'booting' : mode,
       group,
       hostType,
       roles: [...roles],
       ips: { internal: this.#options.internalIp ?? loopbackAddressFor(this.#options.hostId) },
       capacity: { sessions: this.#capacity, cpus: cpus ?? 2, memoryMiB: memoryMiB ?? 4096 },
-      config: { values: {} },
+      config: { values: report?.config ?? {} },
       software: Object.fromEntries(
-        Object.entries(services).map(([name, version]) => [
+        Object.entries(software).map(([name, instance]) => [
           name,
-          { version, status: booting ? ('starting' as const) : ('running' as const) },
+          booting && instance.status === 'running' ? { ...instance, status: 'starting' as const } : instance,
         ]),
       ),
       operational: {
@@ -101,11 +119,25 @@ export class SimulatedHost implements FactSource {
         sessions: booting ? { voice: 0, sms: 0, mms: 0, video: 0 } : { ...this.#sessions },
         dataRefs: [],
       },
+      ...(report?.appliedStateVersion === undefined
+        ? {}
+        : { appliedStateVersion: report.appliedStateVersion }),
     };
   }
 
-  #step(): void {
+  #step(mode: HostMode): void {
+    if (mode === 'stopped') {
+      this.#load = 0;
+      for (const channel of CHANNELS) this.#sessions[channel] = 0;
+      return;
+    }
     const { random } = this.#options;
+    if (mode === 'draining') {
+      // No new sessions: the live ones end over a few polls, and the load with them.
+      this.#load = round(this.#load / 2, 4);
+      for (const channel of CHANNELS) this.#sessions[channel] = Math.floor(this.#sessions[channel] / 2);
+      return;
+    }
     const loadStep = this.#options.loadStep ?? 0.02;
     this.#load = reflect(this.#load + (2 * random() - 1) * loadStep, 0, 1);
     const sessionStep = this.#options.sessionStep ?? 3;

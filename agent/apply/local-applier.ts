@@ -1,0 +1,195 @@
+import type { DesiredHostState, ServiceSpec } from '../../shared/groups/model.ts';
+import { type AgentLogger, jsonLineLogger } from '../agent.ts';
+import { LbProxy, type UpstreamTable } from '../lb-proxy.ts';
+import type { HostRuntime } from '../runtime.ts';
+import type { StateApplier } from './applier.ts';
+import { writeConfigFile } from './config-file.ts';
+import { nodeServiceStarter, type RunningService, type ServiceStarter } from './service-runner.ts';
+
+export const LB_SERVICE = 'lb';
+
+export interface LocalApplierOptions {
+  hostId: string;
+  stateDir: string;
+  runtime: HostRuntime;
+  /** Default: agent/service-process.ts under this process's Node and tsx. */
+  startService?: ServiceStarter;
+  /** The service that is the host's load balancer (run in-process as a proxy); default "lb". */
+  lbService?: string;
+  logger?: AgentLogger;
+}
+
+interface Instance {
+  version: string;
+  requestedPort: number | undefined;
+  running?: RunningService;
+  failed: boolean;
+}
+
+interface Balancer {
+  proxy: LbProxy;
+  version: string;
+  requestedPort: number | undefined;
+}
+
+/**
+ * Local mode's hands: each service of the state is a small process answering with its name and version, and
+ * the `lb` service is a reverse proxy over the state's upstreams. Changing a version stops the old process
+ * before starting the new one (it may want the same port). What really runs is written to the runtime record,
+ * so the next snapshot reports it, failures included.
+ */
+export class LocalApplier implements StateApplier {
+  readonly #options: LocalApplierOptions;
+  readonly #start: ServiceStarter;
+  readonly #lbName: string;
+  readonly #logger: AgentLogger;
+  readonly #instances = new Map<string, Instance>();
+  #balancer: Balancer | undefined;
+  // One change at a time: an apply racing a stop could start a process nobody would stop.
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(options: LocalApplierOptions) {
+    this.#options = options;
+    this.#start = options.startService ?? nodeServiceStarter();
+    this.#lbName = options.lbService ?? LB_SERVICE;
+    this.#logger = options.logger ?? jsonLineLogger;
+  }
+
+  apply(state: DesiredHostState): Promise<void> {
+    return this.#serialize(() => this.#apply(state));
+  }
+
+  stop(): Promise<void> {
+    return this.#serialize(async () => {
+      const instances = [...this.#instances.values()];
+      this.#instances.clear();
+      await Promise.all([
+        ...instances.map((instance) => instance.running?.stop()),
+        this.#balancer?.proxy.stop(),
+      ]);
+      this.#balancer = undefined;
+    });
+  }
+
+  #serialize(task: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(task);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(state: DesiredHostState): Promise<void> {
+    const { runtime, stateDir } = this.#options;
+    await writeConfigFile(stateDir, state);
+    runtime.setConfig(state.config);
+    const wanted: Record<string, ServiceSpec> = state.mode === 'stopped' ? {} : state.services;
+
+    const stopping: Promise<void>[] = [];
+    for (const [name, instance] of this.#instances) {
+      const spec = wanted[name];
+      const unchanged =
+        spec !== undefined &&
+        !instance.failed &&
+        instance.version === spec.version &&
+        instance.requestedPort === spec.port;
+      if (unchanged) continue;
+      this.#instances.delete(name);
+      if (instance.running) stopping.push(instance.running.stop());
+    }
+    await Promise.all(stopping);
+
+    await this.#applyBalancer(wanted[this.#lbName], state.upstreams ?? {});
+    await Promise.all(
+      Object.entries(wanted)
+        .filter(([name]) => name !== this.#lbName && !this.#instances.has(name))
+        .map(([name, spec]) => this.#startService(name, spec)),
+    );
+
+    for (const name of runtime.serviceNames()) if (!(name in wanted)) runtime.removeService(name);
+    if (state.mode === 'stopped') {
+      for (const [name, spec] of Object.entries(state.services)) {
+        runtime.setService(name, { version: spec.version, status: 'stopped' });
+      }
+    }
+    runtime.setMode(state.mode);
+    runtime.setAppliedStateVersion(state.stateVersion);
+  }
+
+  async #startService(name: string, spec: ServiceSpec): Promise<void> {
+    const { runtime, hostId } = this.#options;
+    const instance: Instance = { version: spec.version, requestedPort: spec.port, failed: false };
+    this.#instances.set(name, instance);
+    runtime.setService(name, { version: spec.version, status: 'starting' });
+    try {
+      instance.running = await this.#start(
+        {
+          service: name,
+          version: spec.version,
+          hostId,
+          ...(spec.port === undefined ? {} : { port: spec.port }),
+        },
+        (exit) => {
+          if (this.#instances.get(name) !== instance) return;
+          // Reported, not restarted: a crashing service is the control plane's to judge (replace, alarm).
+          instance.failed = true;
+          runtime.setService(name, {
+            version: spec.version,
+            status: 'failed',
+            ...(instance.running ? { port: instance.running.port } : {}),
+          });
+          this.#logger.warn({ hostId, msg: 'service exited', service: name, version: spec.version, ...exit });
+        },
+      );
+      runtime.setService(name, { version: spec.version, status: 'running', port: instance.running.port });
+    } catch (error) {
+      instance.failed = true;
+      runtime.setService(name, { version: spec.version, status: 'failed' });
+      this.#logger.warn({
+        hostId,
+        msg: 'service failed to start',
+        service: name,
+        version: spec.version,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  async #applyBalancer(spec: ServiceSpec | undefined, upstreams: UpstreamTable): Promise<void> {
+    const { runtime, hostId } = this.#options;
+    const name = this.#lbName;
+    const current = this.#balancer;
+    if (current && (!spec || current.requestedPort !== spec.port)) {
+      this.#balancer = undefined;
+      await current.proxy.stop();
+    }
+    if (!spec) return;
+    const fail = (error: unknown) => {
+      this.#logger.warn({
+        hostId,
+        msg: 'load balancer not updated',
+        error: error instanceof Error ? error.message : String(error),
+      });
+    };
+    if (this.#balancer) {
+      this.#balancer.version = spec.version;
+      try {
+        this.#balancer.proxy.update(upstreams);
+      } catch (error) {
+        // The proxy keeps its current members: better than none.
+        fail(error);
+      }
+      runtime.setService(name, { version: spec.version, status: 'running', port: this.#balancer.proxy.port });
+      return;
+    }
+    let proxy: LbProxy | undefined;
+    try {
+      proxy = new LbProxy({ upstreams, ...(spec.port === undefined ? {} : { port: spec.port }) });
+      const port = await proxy.start();
+      this.#balancer = { proxy, version: spec.version, requestedPort: spec.port };
+      runtime.setService(name, { version: spec.version, status: 'running', port });
+    } catch (error) {
+      await proxy?.stop();
+      runtime.setService(name, { version: spec.version, status: 'failed' });
+      fail(error);
+    }
+  }
+}
