@@ -1,9 +1,11 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import { S3SnapshotStore } from '../shared/adapters/s3-snapshot-store.ts';
 import { CachingCipher } from '../shared/caching-cipher.ts';
+import type { DocumentStore, ReconcileStarter } from '../shared/groups/ports.ts';
 import type { IngestConfig } from '../shared/ingest.ts';
 import type { SecretCipher } from '../shared/ports.ts';
 import { newHostSecret } from '../shared/signing.ts';
@@ -18,6 +20,8 @@ export interface WiringOptions {
   bucket: string;
   eventsTable: string;
   hostsTable: string;
+  /** Groups, rollouts, desired states and plans; the api (and the reconcile) need it, the ingest does not. */
+  documentsTable?: string;
   cipher: SecretCipher;
   config?: Partial<IngestConfig>;
   /** Called with each DynamoDB response's consumed capacity (benchmarks count WRU/RRU this way). */
@@ -47,9 +51,27 @@ export function buildIngestDeps(options: WiringOptions): IngestDeps {
   };
 }
 
-export function buildApiDeps(options: Omit<WiringOptions, 's3' | 'bucket' | 'config'>): ApiDeps {
+export function buildDocumentStore(
+  options: Pick<WiringOptions, 'dynamodb' | 'onCapacity'> & { documentsTable: string },
+): DocumentStore {
+  return new DynamoDocumentStore({
+    client: options.dynamodb,
+    tableName: options.documentsTable,
+    onCapacity: options.onCapacity,
+  });
+}
+
+export type ApiWiringOptions = Omit<WiringOptions, 's3' | 'bucket' | 'config' | 'documentsTable'> & {
+  documentsTable: string;
+  /** Step Functions in AWS (shared/adapters/sfn-reconcile-starter.ts), in-process locally. */
+  reconcile: ReconcileStarter;
+};
+
+export function buildApiDeps(options: ApiWiringOptions): ApiDeps {
   return {
     ...stores(options),
+    documents: buildDocumentStore(options),
+    reconcile: options.reconcile,
     cipher: options.cipher,
     now: () => new Date(),
     newSecret: newHostSecret,

@@ -20,6 +20,10 @@ const PLURALS: Readonly<Record<string, string>> = {
   changes: 'change',
   roles: 'role',
   dataRefs: 'dataRef',
+  groups: 'group',
+  hostTypes: 'hostType',
+  waves: 'wave',
+  rollouts: 'rollout',
 };
 
 export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';

@@ -10,7 +10,13 @@ import type { TrackedState } from '../shared/metrics.ts';
 import type { HostRecord } from '../shared/ports.ts';
 import { problemOf } from '../shared/problem.ts';
 import { RegisterHostRequest } from '../shared/schemas.ts';
-import { FakeCipher, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
+import {
+  FakeCipher,
+  MemoryDocumentStore,
+  MemoryEventStore,
+  MemoryHostStore,
+  RecordingReconcileStarter,
+} from './support/memory-stores.ts';
 import { childText, elementChildren, readXml, textOf } from './support/xml-reader.ts';
 
 interface RequestOptions {
@@ -85,6 +91,8 @@ beforeEach(() => {
     hosts,
     events,
     cipher,
+    documents: new MemoryDocumentStore(),
+    reconcile: new RecordingReconcileStarter(),
     now: () => NOW,
     newSecret: () => `secret-${++counter}`,
     newId: () => `id${++counter}`,
@@ -259,6 +267,8 @@ describe('POST /hosts', () => {
       hosts,
       events,
       cipher,
+      documents: new MemoryDocumentStore(),
+      reconcile: new RecordingReconcileStarter(),
       now: () => NOW,
       newSecret: () => 's',
       newId: () => 'i',
@@ -692,8 +702,8 @@ describe('GET /hosts/{id}/diff', () => {
 
 describe('routing', () => {
   it('fails with 404 for an unknown path', async () => {
-    const problem = expectProblem(await handle(apiEvent('GET', '/groups')), 404);
-    expect(problem.instance).toBe('/groups');
+    const problem = expectProblem(await handle(apiEvent('GET', '/nothing')), 404);
+    expect(problem.instance).toBe('/nothing');
     expectProblem(await handle(apiEvent('GET', '/hosts/a/b/c')), 404);
   });
 

@@ -321,7 +321,7 @@ describe('control API', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
       Properties: { AuthorizationType: string; RequestValidatorId: unknown };
     }[];
-    expect(methods).toHaveLength(6);
+    expect(methods).toHaveLength(18);
     for (const method of methods) {
       expect(method.Properties.AuthorizationType).toBe('AWS_IAM');
       expect(method.Properties.RequestValidatorId).toBeDefined();
@@ -332,11 +332,17 @@ describe('control API', () => {
     });
   });
 
-  it('routes /hosts, /hosts/{id} and its history, state and diff views to the api function', () => {
+  it('routes the hosts, groups and rollouts resources to the api function', () => {
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (resource) => (resource as { Properties: { PathPart: string } }).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(['diff', 'history', 'hosts', 'state', '{id}']);
+    expect(paths.sort()).toEqual(
+      [
+        ...['hosts', '{id}', 'history', 'state', 'diff'],
+        ...['groups', '{name}', 'history', 'start', 'stop', 'rollouts'],
+        ...['rollouts', '{id}', 'pause', 'resume', 'abort'],
+      ].sort(),
+    );
     template.allResourcesProperties('AWS::ApiGateway::Method', {
       Integration: {
         Type: 'AWS_PROXY',

@@ -28,3 +28,29 @@ export function loadApiConfig(env: Readonly<Record<string, string | undefined>> 
     secretsKeyId: env[VARIABLES.secretsKeyId]?.trim() as string,
   };
 }
+
+export interface GroupsApiConfig {
+  /** DynamoDB table holding groups, rollouts, desired states and plans. */
+  documentsTable: string;
+  /** Step Functions state machine the reconcile runs as. */
+  reconcileStateMachineArn: string;
+}
+
+const GROUP_VARIABLES = {
+  documentsTable: 'DOCUMENTS_TABLE',
+  reconcileStateMachineArn: 'RECONCILE_STATE_MACHINE_ARN',
+} as const satisfies Record<keyof GroupsApiConfig, string>;
+
+/** The settings of the groups and rollouts routes; read at cold start like loadApiConfig, failing the same way. */
+export function loadGroupsApiConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): GroupsApiConfig {
+  const missing = Object.values(GROUP_VARIABLES).filter((name) => !env[name]?.trim());
+  if (missing.length > 0) {
+    throw new Error(`api function misconfigured: missing environment variable(s) ${missing.join(', ')}`);
+  }
+  return {
+    documentsTable: env[GROUP_VARIABLES.documentsTable]?.trim() as string,
+    reconcileStateMachineArn: env[GROUP_VARIABLES.reconcileStateMachineArn]?.trim() as string,
+  };
+}

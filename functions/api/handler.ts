@@ -18,10 +18,21 @@ import {
   negotiateFormat,
 } from './http.ts';
 import { matchRoute, type Route } from './router.ts';
+import {
+  deleteGroup,
+  getGroup,
+  groupHistory,
+  listGroups,
+  putGroup,
+  requestRollout,
+  startGroup,
+  stopGroup,
+} from './routes/groups.ts';
 import { getHost, hostDiff, hostHistory, hostStateAt, listHosts, registerHost } from './routes/hosts.ts';
+import { abortRollout, getRollout, pauseRollout, resumeRollout } from './routes/rollouts.ts';
 
 export { newHostSecret } from '../../shared/signing.ts';
-export { type ApiConfig, loadApiConfig } from './config.ts';
+export { type ApiConfig, type GroupsApiConfig, loadApiConfig, loadGroupsApiConfig } from './config.ts';
 export type { ApiDeps } from './deps.ts';
 export type { HostView } from './routes/hosts.ts';
 
@@ -39,6 +50,16 @@ export const ROUTES: readonly Route[] = [
   { pattern: '/hosts/{id}/history', methods: { GET: hostHistory } },
   { pattern: '/hosts/{id}/state', methods: { GET: hostStateAt } },
   { pattern: '/hosts/{id}/diff', methods: { GET: hostDiff } },
+  { pattern: '/groups', methods: { GET: listGroups } },
+  { pattern: '/groups/{name}', methods: { GET: getGroup, PUT: putGroup, DELETE: deleteGroup } },
+  { pattern: '/groups/{name}/start', methods: { POST: startGroup } },
+  { pattern: '/groups/{name}/stop', methods: { POST: stopGroup } },
+  { pattern: '/groups/{name}/history', methods: { GET: groupHistory } },
+  { pattern: '/groups/{name}/rollouts', methods: { POST: requestRollout } },
+  { pattern: '/rollouts/{id}', methods: { GET: getRollout } },
+  { pattern: '/rollouts/{id}/pause', methods: { POST: pauseRollout } },
+  { pattern: '/rollouts/{id}/resume', methods: { POST: resumeRollout } },
+  { pattern: '/rollouts/{id}/abort', methods: { POST: abortRollout } },
 ];
 
 /** A random host-id suffix: 8 lowercase hex digits, enough to keep generated ids within a type apart. */

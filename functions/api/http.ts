@@ -69,8 +69,8 @@ export function negotiateFormat(format: string | undefined, accept: string | und
   return xml > json ? 'xml' : 'json';
 }
 
-/** Parses a JSON body, refusing oversized ones before parsing so a huge body costs no CPU. */
-export function parseJsonBody(request: ApiRequest): unknown {
+/** The body as text, refusing oversized ones before decoding so a huge body costs no CPU. */
+export function bodyText(request: ApiRequest): string {
   const raw = request.body ?? '';
   const bytes = request.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
   if (bytes.byteLength > MAX_BODY_BYTES) {
@@ -78,11 +78,24 @@ export function parseJsonBody(request: ApiRequest): unknown {
       limit: MAX_BODY_BYTES,
     });
   }
+  return bytes.toString('utf8');
+}
+
+/** Parses a JSON body, refusing oversized ones before parsing. */
+export function parseJsonBody(request: ApiRequest): unknown {
+  const text = bodyText(request);
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    return JSON.parse(text);
   } catch (error) {
     throw new ValidationError('body is not valid JSON', {}, { cause: error });
   }
+}
+
+/** The media type of the body, lower-cased and without parameters; undefined when the header is absent. */
+export function mediaType(request: ApiRequest): string | undefined {
+  const header = request.headers['content-type'];
+  if (header === undefined || header.trim() === '') return undefined;
+  return (header.split(';')[0] ?? '').trim().toLowerCase();
 }
 
 /** Validates a body against a schema; each failing field is listed with its JSON pointer. */

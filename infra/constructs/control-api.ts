@@ -22,6 +22,10 @@ export interface ControlApiProps {
 
 /** GET routes under /hosts/{id}; each is served by the same api function. */
 const HOST_VIEWS = ['history', 'state', 'diff'] as const;
+/** POST routes under /groups/{name}: lifecycle commands and rollout requests. */
+const GROUP_COMMANDS = ['start', 'stop', 'rollouts'] as const;
+/** POST routes under /rollouts/{id}. */
+const ROLLOUT_COMMANDS = ['pause', 'resume', 'abort'] as const;
 
 /**
  * The operator's REST API. Every method requires SigV4 (IAM) auth: operators and the CLI call it with
@@ -85,6 +89,29 @@ export class ControlApi extends Construct {
       host
         .addResource(view)
         .addMethod('GET', integration, withValidation({ requestParameters: idParameter }));
+    }
+
+    const groups = this.api.root.addResource('groups');
+    groups.addMethod('GET', integration, withValidation());
+    const group = groups.addResource('{name}');
+    const nameParameter = { 'method.request.path.name': true };
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      group.addMethod(method, integration, withValidation({ requestParameters: nameParameter }));
+    }
+    group
+      .addResource('history')
+      .addMethod('GET', integration, withValidation({ requestParameters: nameParameter }));
+    for (const command of GROUP_COMMANDS) {
+      group
+        .addResource(command)
+        .addMethod('POST', integration, withValidation({ requestParameters: nameParameter }));
+    }
+    const rollout = this.api.root.addResource('rollouts').addResource('{id}');
+    rollout.addMethod('GET', integration, withValidation({ requestParameters: idParameter }));
+    for (const command of ROLLOUT_COMMANDS) {
+      rollout
+        .addResource(command)
+        .addMethod('POST', integration, withValidation({ requestParameters: idParameter }));
     }
 
     acknowledge(this.api, {

@@ -2,6 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import {
+  DOCUMENTS_TABLE,
   EVENTS_TABLE,
   HOSTS_TABLE,
   type KeyAttribute,
@@ -17,18 +18,22 @@ export interface FleetTablesProps {
 }
 
 /**
- * The event log and the host projection. Their layouts come from `shared/adapters/table-schemas.ts`,
+ * The event log, the host projection and the documents (groups, rollouts, desired states, plans). Their
+ * layouts come from `shared/adapters/table-schemas.ts`,
  * the same data local mode creates its dynalite tables from.
  */
 export class FleetTables extends Construct {
   readonly events: dynamodb.Table;
   readonly hosts: dynamodb.Table;
+  /** Groups, rollouts, desired host states and plans: projections kept as versioned documents. */
+  readonly documents: dynamodb.Table;
 
   constructor(scope: Construct, id: string, props: FleetTablesProps = {}) {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.events = tableFromSchema(this, 'Events', EVENTS_TABLE, removalPolicy);
     this.hosts = tableFromSchema(this, 'Hosts', HOSTS_TABLE, removalPolicy);
+    this.documents = tableFromSchema(this, 'Documents', DOCUMENTS_TABLE, removalPolicy);
   }
 }
 

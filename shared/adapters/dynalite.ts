@@ -14,7 +14,11 @@ interface DynaliteOptions {
 // dynalite ships CommonJS without type declarations.
 const dynalite = createRequire(import.meta.url)('dynalite') as (options: DynaliteOptions) => Server;
 
-export const DEFAULT_TABLE_NAMES: TableNames = { events: 'fleetfold-events', hosts: 'fleetfold-hosts' };
+export const DEFAULT_TABLE_NAMES: TableNames = {
+  events: 'fleetfold-events',
+  hosts: 'fleetfold-hosts',
+  documents: 'fleetfold-documents',
+};
 
 export interface StartDynaliteOptions {
   /** LevelDB folder to persist to; in memory when absent. */

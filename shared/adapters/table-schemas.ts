@@ -71,9 +71,22 @@ export const HOSTS_TABLE: TableSchema = {
   billingMode: 'PAY_PER_REQUEST',
 };
 
+/**
+ * Versioned documents that are not hosts (groups, rollouts, desired host states, plans): one partition per
+ * kind, the document id as sort key, so a kind lists with a Query and never a Scan.
+ */
+export const DOCUMENTS_TABLE: TableSchema = {
+  partitionKey: { name: 'kind', type: 'S' },
+  sortKey: { name: 'id', type: 'S' },
+  globalIndexes: [],
+  billingMode: 'PAY_PER_REQUEST',
+};
+
 export interface TableNames {
   events: string;
   hosts: string;
+  /** Optional so callers that need only the event log and the hosts need not create it. */
+  documents?: string;
 }
 
 export function createTableInput(tableName: string, schema: TableSchema): CreateTableCommandInput {
@@ -123,6 +136,7 @@ export async function createTables(
   const wanted: [string, TableSchema][] = [
     [names.events, EVENTS_TABLE],
     [names.hosts, HOSTS_TABLE],
+    ...(names.documents ? [[names.documents, DOCUMENTS_TABLE] as [string, TableSchema]] : []),
   ];
   await Promise.all(
     wanted.map(async ([name, schema]) => {

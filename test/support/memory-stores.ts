@@ -1,5 +1,11 @@
-import { ConflictError, ValidationError } from '../../shared/errors.ts';
+import { ConflictError, TooLargeError, ValidationError } from '../../shared/errors.ts';
 import type { FleetEvent, HostEvent, NewEvent, RecordedEvent } from '../../shared/events.ts';
+import type {
+  DocumentKind,
+  DocumentStore,
+  ReconcileStarter,
+  StoredDocument,
+} from '../../shared/groups/ports.ts';
 import type {
   EventPage,
   EventStore,
@@ -166,5 +172,101 @@ export class FakeCipher implements SecretCipher {
     const prefix = `fake:${hostId}:`;
     if (!ciphertext.startsWith(prefix)) throw new Error(`ciphertext was not made for host ${hostId}`);
     return Buffer.from(ciphertext.slice(prefix.length), 'base64').toString('utf8');
+  }
+}
+
+/** Like the DynamoDB store: whole-document version guards, id-ordered pages, the 400 KB item limit. */
+export class MemoryDocumentStore implements DocumentStore {
+  readonly #documents = new Map<string, StoredDocument<unknown>>();
+  /** Every call by operation name, so tests can count what an API call costs. */
+  readonly calls: Record<string, number> = {};
+
+  resetCalls() {
+    for (const operation of Object.keys(this.calls)) this.calls[operation] = 0;
+  }
+
+  #count(operation: string) {
+    this.calls[operation] = (this.calls[operation] ?? 0) + 1;
+  }
+
+  async get<T>(kind: DocumentKind, id: string): Promise<StoredDocument<T> | undefined> {
+    this.#count('get');
+    const stored = this.#documents.get(`${kind}\u0000${id}`);
+    return stored && (structuredClone(stored) as StoredDocument<T>);
+  }
+
+  async put<T>(kind: DocumentKind, id: string, body: T, expectedVersion: number, updatedAt: Date) {
+    this.#count('put');
+    const key = `${kind}\u0000${id}`;
+    const stored = this.#documents.get(key);
+    if ((stored?.version ?? 0) !== expectedVersion) {
+      throw new ConflictError(`${kind} document "${id}" is not at version ${expectedVersion}`, {
+        kind,
+        id,
+        expectedVersion,
+      });
+    }
+    if (Buffer.byteLength(JSON.stringify(body), 'utf8') > 400 * 1024) {
+      throw new TooLargeError(`${kind} document "${id}" is too large`, { kind, id });
+    }
+    const document: StoredDocument<T> = {
+      kind,
+      id,
+      version: expectedVersion + 1,
+      body: structuredClone(body),
+      updatedAt: updatedAt.toISOString(),
+    };
+    this.#documents.set(key, structuredClone(document));
+    return document;
+  }
+
+  async delete(kind: DocumentKind, id: string, expectedVersion: number) {
+    this.#count('delete');
+    const key = `${kind}\u0000${id}`;
+    if ((this.#documents.get(key)?.version ?? 0) !== expectedVersion) {
+      throw new ConflictError(`${kind} document "${id}" is not at version ${expectedVersion}`, {
+        kind,
+        id,
+        expectedVersion,
+      });
+    }
+    this.#documents.delete(key);
+  }
+
+  async list<T>(kind: DocumentKind, limit: number, cursor?: string) {
+    this.#count('list');
+    const after = cursor === undefined ? undefined : String(decodeCursor(cursor));
+    const matching = [...this.#documents.values()]
+      .filter((document) => document.kind === kind && (after === undefined || document.id > after))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const documents = matching.slice(0, limit) as StoredDocument<T>[];
+    const last = documents.at(-1);
+    return {
+      documents: structuredClone(documents),
+      ...(matching.length > limit && last ? { next: encodeCursor(last.id) } : {}),
+    };
+  }
+}
+
+export type ReconcileRequest = Parameters<ReconcileStarter['start']>[0];
+
+/** Records what was asked of the reconcile loop; a dedupe key seen before answers with the same execution. */
+export class RecordingReconcileStarter implements ReconcileStarter {
+  readonly requests: ReconcileRequest[] = [];
+  readonly #executions = new Map<string, string>();
+
+  async start(request: ReconcileRequest) {
+    this.requests.push(structuredClone(request));
+    let executionId = this.#executions.get(request.dedupeKey);
+    if (executionId === undefined) {
+      executionId = `exec-${this.#executions.size + 1}`;
+      this.#executions.set(request.dedupeKey, executionId);
+    }
+    return { executionId };
+  }
+
+  /** Distinct runs started (a repeated dedupe key is one run). */
+  get runs(): number {
+    return this.#executions.size;
   }
 }

@@ -1,0 +1,222 @@
+import * as z from 'zod/mini';
+import { FleetfoldError, NotFoundError } from '../../../shared/errors.ts';
+import { groupStream } from '../../../shared/groups/events.ts';
+import {
+  checkGroupName,
+  type DefinitionFormat,
+  etagOf,
+  GroupService,
+  type Preconditions,
+} from '../../../shared/groups/group-service.ts';
+import type { GroupDocument } from '../../../shared/groups/group-state.ts';
+import type { StoredDocument } from '../../../shared/groups/ports.ts';
+import type { ApiDeps } from '../deps.ts';
+import {
+  type ApiRequest,
+  type ApiResponse,
+  bodyText,
+  intParam,
+  mediaType,
+  parseBody,
+  parseJsonBody,
+  parseQuery,
+} from '../http.ts';
+import { rolloutView } from './rollouts.ts';
+
+const DEFAULT_LIST_LIMIT = 50;
+const DEFAULT_HISTORY_LIMIT = 100;
+const Cursor = z.string().check(z.minLength(1), z.maxLength(4096));
+
+const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
+
+export function groupService(deps: ApiDeps): GroupService {
+  return new GroupService(deps);
+}
+
+function groupLinks(name: string) {
+  return {
+    self: `/groups/${name}`,
+    start: `/groups/${name}/start`,
+    stop: `/groups/${name}/stop`,
+    rollouts: `/groups/${name}/rollouts`,
+    history: `/groups/${name}/history`,
+  };
+}
+
+/** A group as the API shows it: the definition as accepted, what it compiled to, and where it stands. */
+export function groupView(name: string, group: GroupDocument) {
+  return {
+    name,
+    definitionVersion: group.definitionVersion,
+    running: group.running,
+    ...(group.activeRollout ? { activeRollout: group.activeRollout.id } : {}),
+    definition: group.definition,
+    compiled: group.compiled,
+    links: groupLinks(name),
+  };
+}
+
+function groupSummary(document: StoredDocument<GroupDocument>) {
+  const group = document.body;
+  return {
+    name: document.id,
+    definitionVersion: group.definitionVersion,
+    running: group.running,
+    ...(group.activeRollout ? { activeRollout: group.activeRollout.id } : {}),
+    hostTypes: Object.values(group.compiled.hostTypes)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((hostType) => ({ name: hostType.name, desired: hostType.desired })),
+    updatedAt: document.updatedAt,
+  };
+}
+
+const ListQuery = z.strictObject({ limit: z.optional(intParam(1, 100)), next: z.optional(Cursor) });
+
+export async function listGroups(deps: ApiDeps, request: ApiRequest): Promise<ApiResponse> {
+  const { limit, next } = parseQuery(ListQuery, request.query);
+  const page = await groupService(deps).listGroups(limit ?? DEFAULT_LIST_LIMIT, next);
+  return {
+    status: 200,
+    xmlRoot: 'groups',
+    body: { groups: page.documents.map(groupSummary), next: page.next },
+  };
+}
+
+function definitionFormat(request: ApiRequest): DefinitionFormat {
+  const type = mediaType(request);
+  if (type === undefined || type === 'application/json' || type.endsWith('+json')) return 'json';
+  if (YAML_TYPES.has(type)) return 'yaml';
+  throw new FleetfoldError(
+    'validation',
+    415,
+    `a group definition is YAML (application/yaml, text/yaml, application/x-yaml) or JSON (application/json), not ${type}`,
+    { header: 'content-type', contentType: type },
+  );
+}
+
+function preconditions(request: ApiRequest): Preconditions {
+  const ifMatch = request.headers['if-match'];
+  const ifNoneMatch = request.headers['if-none-match'];
+  return {
+    ...(ifMatch !== undefined ? { ifMatch } : {}),
+    ...(ifNoneMatch !== undefined ? { ifNoneMatch } : {}),
+  };
+}
+
+export async function putGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const format = definitionFormat(request);
+  const outcome = await groupService(deps).defineGroup(
+    name,
+    bodyText(request),
+    format,
+    preconditions(request),
+  );
+  return {
+    status: outcome.outcome === 'created' ? 201 : 200,
+    xmlRoot: 'group',
+    headers: {
+      ETag: etagOf(outcome.group.definitionVersion),
+      ...(outcome.outcome === 'created' ? { Location: `/groups/${name}` } : {}),
+    },
+    body: {
+      outcome: outcome.outcome,
+      ...groupView(name, outcome.group),
+      ...(outcome.executionId !== undefined ? { executionId: outcome.executionId } : {}),
+    },
+  };
+}
+
+export async function getGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const document = await groupService(deps).getGroup(name);
+  return {
+    status: 200,
+    xmlRoot: 'group',
+    headers: { ETag: etagOf(document.body.definitionVersion) },
+    body: groupView(name, document.body),
+  };
+}
+
+export async function deleteGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  await groupService(deps).deleteGroup(name, preconditions(request));
+  return { status: 200, xmlRoot: 'deleted', body: { group: name, deleted: true } };
+}
+
+async function runResponse(outcome: Promise<{ group: string; running: boolean; executionId: string }>) {
+  const { group, running, executionId } = await outcome;
+  return {
+    status: 202,
+    xmlRoot: 'groupRun',
+    body: { group, running, executionId, links: groupLinks(group) },
+  };
+}
+
+export async function startGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  return runResponse(groupService(deps).startGroup(name));
+}
+
+export async function stopGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  return runResponse(groupService(deps).stopGroup(name));
+}
+
+const HistoryQuery = z
+  .strictObject({
+    limit: z.optional(intParam(1, 1000)),
+    next: z.optional(Cursor),
+    order: z.optional(z.enum(['asc', 'desc'])),
+    from: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
+    to: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
+  })
+  .check(
+    z.refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
+      path: ['from'],
+      message: 'from must not be after to',
+    }),
+  );
+
+/** The group's stream, deleted incarnations included: history outlives the group document. */
+export async function groupHistory(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  const query = parseQuery(HistoryQuery, request.query);
+  checkGroupName(name);
+  const stream = groupStream(name);
+  const page = await deps.events.read(stream, {
+    fromVersion: query.from,
+    toVersion: query.to,
+    direction: query.order === 'desc' ? 'backward' : 'forward',
+    limit: query.limit ?? DEFAULT_HISTORY_LIMIT,
+    cursor: query.next,
+  });
+  if (
+    page.events.length === 0 &&
+    query.next === undefined &&
+    (await deps.events.currentVersion(stream)) === 0
+  ) {
+    throw new NotFoundError(`group "${name}" has no history`, { group: name });
+  }
+  return { status: 200, xmlRoot: 'history', body: { group: name, events: page.events, next: page.next } };
+}
+
+const RolloutBody = z.strictObject({
+  service: z.string().check(z.minLength(1), z.maxLength(64)),
+  version: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
+  config: z.optional(
+    z.record(z.string().check(z.minLength(1), z.maxLength(256)), z.string().check(z.maxLength(4096))),
+  ),
+  select: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+});
+
+export async function requestRollout(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const body = parseBody(RolloutBody, parseJsonBody(request));
+  const { rollout, executionId } = await groupService(deps).requestRollout(name, body);
+  return {
+    status: 202,
+    xmlRoot: 'rollout',
+    headers: { Location: `/rollouts/${rollout.id}` },
+    body: { ...rolloutView(rollout), ...(executionId !== undefined ? { executionId } : {}) },
+  };
+}

@@ -1,0 +1,240 @@
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, TooLargeError, ValidationError } from '../errors.ts';
+import type { DocumentKind, DocumentStore, StoredDocument } from '../groups/ports.ts';
+import {
+  type CapacityListener,
+  checkLimit,
+  type DynamoAdapterOptions,
+  decodeCursor,
+  documentClient,
+  encodeCursor,
+  isConditionalCheckFailed,
+} from './dynamo-common.ts';
+
+const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>(['group', 'rollout', 'desired', 'plan']);
+const MAX_LIST_LIMIT = 1000;
+/** DynamoDB's item limit, attribute names included. */
+export const MAX_DOCUMENT_ITEM_BYTES = 400 * 1024;
+/** A DynamoDB number takes at most 21 bytes; counting the maximum keeps the size estimate an upper bound. */
+const NUMBER_BYTES = 21;
+
+/**
+ * Stored item. The body is kept as one JSON string rather than a map: its size is then exactly known before
+ * the write (a map's per-element overhead is not), there is no 32-level nesting limit, and nothing reads
+ * inside a document on the server side.
+ */
+interface DocumentItem {
+  kind: DocumentKind;
+  id: string;
+  version: number;
+  body: string;
+  updatedAt: string;
+}
+
+export type DynamoDocumentStoreOptions = DynamoAdapterOptions;
+
+/** Versioned documents, one item each (pk `kind`, sk `id`), written only with a version guard. */
+export class DynamoDocumentStore implements DocumentStore {
+  private readonly client: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly onCapacity: CapacityListener;
+
+  constructor(options: DynamoDocumentStoreOptions) {
+    this.client = documentClient(options.client);
+    this.tableName = options.tableName;
+    this.onCapacity = options.onCapacity ?? (() => {});
+  }
+
+  async get<T>(kind: DocumentKind, id: string): Promise<StoredDocument<T> | undefined> {
+    checkKey(kind, id);
+    const result = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { kind, id },
+        ConsistentRead: true,
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    this.onCapacity('GetItem', result.ConsumedCapacity);
+    return result.Item ? toDocument<T>(result.Item as DocumentItem) : undefined;
+  }
+
+  async put<T>(
+    kind: DocumentKind,
+    id: string,
+    body: T,
+    expectedVersion: number,
+    updatedAt: Date,
+  ): Promise<StoredDocument<T>> {
+    checkKey(kind, id);
+    checkExpectedVersion(expectedVersion);
+    const json = JSON.stringify(body);
+    if (json === undefined) throw new ValidationError('a document body must be JSON', { kind, id });
+    const item: DocumentItem = {
+      kind,
+      id,
+      version: expectedVersion + 1,
+      body: json,
+      updatedAt: updatedAt.toISOString(),
+    };
+    const size = itemBytes(item);
+    if (size > MAX_DOCUMENT_ITEM_BYTES) {
+      throw new TooLargeError(
+        `${kind} document "${id}" would take ${size} bytes; DynamoDB items hold at most ${MAX_DOCUMENT_ITEM_BYTES}`,
+        { kind, id, size, limit: MAX_DOCUMENT_ITEM_BYTES },
+      );
+    }
+    try {
+      const result = await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ...versionGuard(expectedVersion),
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.onCapacity('PutItem', result.ConsumedCapacity);
+    } catch (error) {
+      throw conflictOr(error, 'PutItem', kind, id, expectedVersion, this.onCapacity);
+    }
+    return toDocument<T>(item);
+  }
+
+  async delete(kind: DocumentKind, id: string, expectedVersion: number): Promise<void> {
+    checkKey(kind, id);
+    checkExpectedVersion(expectedVersion);
+    try {
+      const result = await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { kind, id },
+          ...versionGuard(expectedVersion),
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.onCapacity('DeleteItem', result.ConsumedCapacity);
+    } catch (error) {
+      throw conflictOr(error, 'DeleteItem', kind, id, expectedVersion, this.onCapacity);
+    }
+  }
+
+  async list<T>(
+    kind: DocumentKind,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ documents: StoredDocument<T>[]; next?: string }> {
+    checkKind(kind);
+    checkLimit(limit, MAX_LIST_LIMIT);
+    let startKey: Record<string, string | number> | undefined;
+    if (cursor !== undefined) {
+      startKey = decodeCursor(cursor, { kind: 'string', id: 'string' });
+      if (startKey.kind !== kind) {
+        throw new ValidationError('cursor belongs to another listing', { field: 'cursor' });
+      }
+    }
+    // One item more than asked tells whether a next page exists, so `next` never leads to an empty page.
+    const result = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: '#kind = :kind',
+        ExpressionAttributeNames: { '#kind': 'kind' },
+        ExpressionAttributeValues: { ':kind': kind },
+        Limit: limit + 1,
+        ConsistentRead: true,
+        ReturnConsumedCapacity: 'TOTAL',
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    this.onCapacity('Query', result.ConsumedCapacity);
+    const items = (result.Items ?? []) as DocumentItem[];
+    const page = items.slice(0, limit);
+    const documents = page.map((item) => toDocument<T>(item));
+    const last = page.at(-1);
+    if (items.length > limit && last) return { documents, next: encodeCursor({ kind, id: last.id }) };
+    // A page cut short by the 1 MB response limit still has more behind it.
+    if (result.LastEvaluatedKey) {
+      return { documents, next: encodeCursor(result.LastEvaluatedKey as Record<string, string | number>) };
+    }
+    return { documents };
+  }
+}
+
+function versionGuard(expectedVersion: number) {
+  return expectedVersion === 0
+    ? {
+        ConditionExpression: 'attribute_not_exists(#version)',
+        ExpressionAttributeNames: { '#version': 'version' },
+      }
+    : {
+        ConditionExpression: '#version = :expected',
+        ExpressionAttributeNames: { '#version': 'version' },
+        ExpressionAttributeValues: { ':expected': expectedVersion },
+      };
+}
+
+function conflictOr(
+  error: unknown,
+  operation: string,
+  kind: DocumentKind,
+  id: string,
+  expectedVersion: number,
+  onCapacity: CapacityListener,
+): unknown {
+  if (!isConditionalCheckFailed(error)) return error;
+  // AWS bills a failed conditional write but does not report it; undefined lets a meter count the call.
+  onCapacity(operation, undefined);
+  const expected = expectedVersion === 0 ? 'not to exist' : `to be at version ${expectedVersion}`;
+  return new ConflictError(
+    `${kind} document "${id}" was expected ${expected}; somebody else changed it`,
+    { kind, id, expectedVersion },
+    { cause: error },
+  );
+}
+
+/** UTF-8 bytes of names and values: at least what DynamoDB counts, so a write it would refuse is refused here. */
+function itemBytes(item: DocumentItem): number {
+  let size = 0;
+  for (const [name, value] of Object.entries(item)) {
+    size += Buffer.byteLength(name, 'utf8');
+    size += typeof value === 'number' ? NUMBER_BYTES : Buffer.byteLength(String(value), 'utf8');
+  }
+  return size;
+}
+
+function toDocument<T>(item: DocumentItem): StoredDocument<T> {
+  return {
+    kind: item.kind,
+    id: item.id,
+    version: item.version,
+    body: JSON.parse(item.body) as T,
+    updatedAt: item.updatedAt,
+  };
+}
+
+function checkKind(kind: DocumentKind): void {
+  if (!DOCUMENT_KINDS.has(kind)) {
+    throw new ValidationError(`"${String(kind)}" is not a document kind`, { field: 'kind' });
+  }
+}
+
+function checkKey(kind: DocumentKind, id: string): void {
+  checkKind(kind);
+  // DynamoDB refuses empty key strings and sort keys over 1024 bytes with an opaque error.
+  if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id, 'utf8') > 1024) {
+    throw new ValidationError('a document id must be a non-empty string of at most 1024 bytes', {
+      field: 'id',
+    });
+  }
+}
+
+function checkExpectedVersion(expectedVersion: number): void {
+  if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
+    throw new ValidationError('expectedVersion must be a non-negative integer', { expectedVersion });
+  }
+}
