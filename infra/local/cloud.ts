@@ -8,6 +8,11 @@ import { buildApiDeps, buildIngestDeps, type WiringOptions } from '../../functio
 import { LocalSecretCipher } from '../../shared/adapters/local-cipher.ts';
 import type { IngestConfig } from '../../shared/ingest.ts';
 import { type ApiHandler, type ApiServer, startApiServer } from './api-server.ts';
+import {
+  type LocalControlPlane,
+  type LocalControlPlaneOptions,
+  startLocalControlPlane,
+} from './control-plane.ts';
 import { type Emulators, localClientConfig, startEmulators } from './emulators.ts';
 import { type S3NotificationBridge, startS3NotificationBridge } from './s3-notification-bridge.ts';
 import { type SqsLambdaPoller, startSqsLambdaPoller } from './sqs-lambda-poller.ts';
@@ -37,6 +42,16 @@ export interface LocalCloudOptions {
   onS3Request?: WiringOptions['onS3Request'];
   /** Operational messages (errors of the bridge, the poller, the api handler); default console.error. */
   log?: (message: string, error?: unknown) => void;
+  /** Tuning and hooks of the reconcile loop and the local fleet (see LocalControlPlaneOptions). */
+  controlPlane?: Pick<
+    LocalControlPlaneOptions,
+    | 'reconcilePollSeconds'
+    | 'agentHeartbeatSeconds'
+    | 'agentPollSeconds'
+    | 'onAgentOutput'
+    | 'onAgentExit'
+    | 'onRunSettled'
+  >;
 }
 
 export interface LocalEndpoints {
@@ -54,6 +69,7 @@ export interface LocalEndpoints {
   ingestDlqUrl: string;
   eventsTable: string;
   hostsTable: string;
+  documentsTable: string;
 }
 
 export interface LocalClients {
@@ -73,6 +89,8 @@ export interface LocalCloud {
   cipher: LocalSecretCipher;
   /** The real api handler (also when it is not served over HTTP). */
   apiHandler: ApiHandler;
+  /** Reconcile runs, the fleet of agent processes, the state fan-out. */
+  controlPlane: LocalControlPlane;
   ingestPoller?: SqsLambdaPoller;
   /** Stops the servers and pollers it started, in reverse order; resolves when all have stopped. */
   stop(): Promise<void>;
@@ -137,7 +155,28 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       ...(options.onCapacity ? { onCapacity: options.onCapacity } : {}),
       ...(options.onS3Request ? { onS3Request: options.onS3Request } : {}),
     };
-    const apiHandler = createApiHandler(buildApiDeps(wiring));
+    const documentsTable = emulators.tables.documents;
+    if (!documentsTable) throw new Error('the emulators created no documents table');
+    let apiHandler: ApiHandler | undefined;
+    const controlPlane = await startLocalControlPlane({
+      stateDir: options.stateDir,
+      region,
+      awsEndpoint: emulators.awsEndpoint,
+      s3Endpoint: bridge.endpoint,
+      bucket: emulators.bucket,
+      clients: { s3Direct, sqs, sns, dynamodb },
+      tables: { events: emulators.tables.events, hosts: emulators.tables.hosts, documents: documentsTable },
+      api: () => {
+        if (!apiHandler) throw new Error('the api handler is not built yet');
+        return apiHandler;
+      },
+      ...options.controlPlane,
+    });
+    // Stopped after the api and pollers (the stack unwinds in reverse), before the clients it uses.
+    stack.push(() => controlPlane.stop());
+    apiHandler = createApiHandler(
+      buildApiDeps({ ...wiring, documentsTable, reconcile: controlPlane.reconcile }),
+    );
 
     let ingestPoller: SqsLambdaPoller | undefined;
     if (options.ingest ?? true) {
@@ -180,6 +219,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       ingestDlqUrl: emulators.ingestDlq.url,
       eventsTable: emulators.tables.events,
       hostsTable: emulators.tables.hosts,
+      documentsTable,
     };
     return {
       endpoints,
@@ -187,6 +227,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       emulators,
       cipher,
       apiHandler,
+      controlPlane,
       ...(ingestPoller ? { ingestPoller } : {}),
       stop,
     };

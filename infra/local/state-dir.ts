@@ -28,6 +28,8 @@ export function statePaths(stateDir: string) {
     endpoints: join(stateDir, 'endpoints.json'),
     hostSecrets: join(stateDir, 'hosts'),
     agents: join(stateDir, 'agents'),
+    /** The control plane's ECDSA key that signs desired states (agents get `<file>.pub`). */
+    stateSigningKey: join(stateDir, 'state-signing.pem'),
   };
 }
 

@@ -10,6 +10,7 @@ import { HostInstanceRole } from '../constructs/host-instance-role.ts';
 import { HostSecretsKey } from '../constructs/host-secrets-key.ts';
 import { IngestQueue } from '../constructs/ingest-queue.ts';
 import { acknowledge } from '../constructs/nag.ts';
+import { ReconcileStateMachine } from '../constructs/reconcile-state-machine.ts';
 import { SnapshotBucket } from '../constructs/snapshot-bucket.ts';
 import { UploadDistribution } from '../constructs/upload-distribution.ts';
 
@@ -44,6 +45,8 @@ export class FleetfoldStack extends Stack {
   readonly ingest: FleetFunction;
   readonly api: FleetFunction;
   readonly controlApi: ControlApi;
+  readonly reconcile: FleetFunction;
+  readonly reconcileMachine: ReconcileStateMachine;
 
   constructor(scope: Construct, id: string, props: FleetfoldStackProps) {
     super(scope, id, props);
@@ -97,9 +100,34 @@ export class FleetfoldStack extends Stack {
     });
     bindTable(this.api, 'EVENTS_TABLE', this.tables.events, 'readWrite');
     bindTable(this.api, 'HOSTS_TABLE', this.tables.hosts, 'readWrite');
+    bindTable(this.api, 'DOCUMENTS_TABLE', this.tables.documents, 'readWrite');
     bindKey(this.api, 'SECRETS_KEY_ID', this.secretsKey.key, 'encrypt');
 
     this.controlApi = new ControlApi(this, 'ControlApi', { handler: this.api.function });
+
+    this.reconcile = new FleetFunction(this, 'Reconcile', {
+      entry: 'functions/reconcile/index.ts',
+      description: 'Plans, applies and checks the waves of a reconcile run (one function, a step per task)',
+      memorySize: 512,
+      timeout: Duration.minutes(2),
+    });
+    bindTable(this.reconcile, 'EVENTS_TABLE', this.tables.events, 'readWrite');
+    bindTable(this.reconcile, 'HOSTS_TABLE', this.tables.hosts, 'read');
+    bindTable(this.reconcile, 'DOCUMENTS_TABLE', this.tables.documents, 'readWrite');
+    bindBucket(this.reconcile, 'BUCKET', bucket, {
+      get: ['plans/*'],
+      put: ['plans/*', 'states/*'],
+      reason:
+        'Plans too large for a DynamoDB item go to plans/<planId>.json and states too large for a message to states/<hostId>/<version>.json; both keys are made at run time.',
+    });
+    this.reconcileMachine = new ReconcileStateMachine(this, 'ReconcileMachine', {
+      reconcileFunction: this.reconcile.function,
+    });
+    this.api.function.addEnvironment(
+      'RECONCILE_STATE_MACHINE_ARN',
+      this.reconcileMachine.stateMachine.stateMachineArn,
+    );
+    this.reconcileMachine.stateMachine.grantStartExecution(this.api.function);
 
     this.acknowledgeBucketNotificationsHandler();
 
@@ -112,6 +140,10 @@ export class FleetfoldStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: this.controlApi.api.url });
     new CfnOutput(this, 'EventsTableName', { value: this.tables.events.tableName });
     new CfnOutput(this, 'HostsTableName', { value: this.tables.hosts.tableName });
+    new CfnOutput(this, 'DocumentsTableName', { value: this.tables.documents.tableName });
+    new CfnOutput(this, 'ReconcileStateMachineArn', {
+      value: this.reconcileMachine.stateMachine.stateMachineArn,
+    });
     new CfnOutput(this, 'SecretsKeyArn', { value: this.secretsKey.key.keyArn });
     new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: this.ingestQueue.deadLetterQueue.queueUrl });
   }

@@ -167,8 +167,11 @@ export interface Wave {
   actions: Action[];
   /** Hosts this wave takes out of service (counted against the disruption budget). */
   disrupted: string[];
-  /** Hosts that must report `stateVersion` (appliedStateVersion ≥) before the next wave. */
-  awaits: { hostId: string; stateVersion: number }[];
+  /**
+   * Hosts that must report `stateVersion` (appliedStateVersion ≥) before the next wave; with `drained`, also
+   * live sessions 0 (or the drain policy's timeout passed).
+   */
+  awaits: { hostId: string; stateVersion: number; drained?: boolean }[];
 }
 
 export interface Plan {

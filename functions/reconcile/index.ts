@@ -1,0 +1,58 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import { DynamoDocumentStore } from '../../shared/adapters/dynamo-document-store.ts';
+import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
+import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
+import { Ec2Fleet } from '../../shared/adapters/ec2-fleet.ts';
+import { KmsStateSigner } from '../../shared/adapters/kms-state-signer.ts';
+import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
+import { loadReconcileConfig } from './config.ts';
+import { createReconcileHandler } from './handler.ts';
+import { DocumentPlanStore, S3Blobs } from './plan-store.ts';
+
+// Built once per cold start; every step of every run reuses the clients.
+const config = loadReconcileConfig(process.env);
+const dynamodb = new DynamoDBClient({});
+const s3 = new S3Client({});
+const documents = new DynamoDocumentStore({ client: dynamodb, tableName: config.documentsTable });
+const signer = new KmsStateSigner({ client: new KMSClient({}), keyArn: config.signingKeyArn });
+// New hosts get the key in their boot script; fetched once per cold start, during the init phase.
+const controlPublicKeyPem = await signer.publicKeyPem();
+
+export const handler = middy(
+  createReconcileHandler({
+    events: new DynamoEventStore({ client: dynamodb, tableName: config.eventsTable }),
+    hosts: new DynamoHostStore({ client: dynamodb, tableName: config.hostsTable }),
+    documents,
+    plans: new DocumentPlanStore({ documents, blobs: new S3Blobs({ client: s3, bucket: config.bucket }) }),
+    fleet: new Ec2Fleet({
+      client: new EC2Client({}),
+      bucket: config.bucket,
+      agentArtifactUrl: config.agentArtifactUrl,
+      controlPublicKeyPem,
+      subnetIds: config.subnetIds,
+      securityGroupIds: config.securityGroupIds,
+      ...(config.instanceProfile ? { instanceProfile: config.instanceProfile } : {}),
+      ...(config.defaultImage ? { defaultImage: config.defaultImage } : {}),
+      ...(config.stackName ? { stack: config.stackName } : {}),
+    }),
+    publisher: new SnsStatePublisher({
+      sns: new SNSClient({}),
+      sqs: new SQSClient({}),
+      s3,
+      bucket: config.bucket,
+      signer,
+      topicArns: config.stateTopicArns,
+    }),
+    settings: {
+      pollSeconds: config.pollSeconds,
+      secretRef: (hostId) => `${config.secretParameterPrefix}${hostId}`,
+    },
+    now: () => new Date(),
+  }),
+);

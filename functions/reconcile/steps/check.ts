@@ -1,0 +1,95 @@
+import type { Rollout } from '../../../shared/groups/model.ts';
+import { loadWave } from './apply.ts';
+import { liveSessionsOf, loadGroup, updateRollout } from './common.ts';
+import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
+
+/**
+ * Has the wave converged? Every awaited host must report (appliedStateVersion) the state it was given, and
+ * a drained host must have no live sessions left. A failed host fails the wave; so does the deadline. A
+ * paused rollout is simply not converged yet; its deadline moves on while it is paused.
+ */
+export async function checkStep(
+  deps: ReconcileDeps,
+  ref: PlanRef,
+  index: number,
+  deadline: string,
+): Promise<CheckResult> {
+  const now = deps.now();
+  if (ref.rolloutId) {
+    const rollout = (await deps.documents.get<Rollout>('rollout', ref.rolloutId))?.body;
+    if (rollout?.status === 'aborted') return { status: 'aborted', detail: 'aborted', deadline };
+    if (rollout?.status === 'paused') {
+      // The time a rollout spends paused is not the wave's to converge in.
+      const pushed = new Date(now.getTime() + ref.deadlineSeconds * 1000).toISOString();
+      return { status: 'waiting', detail: 'rollout paused', deadline: pushed };
+    }
+  }
+  const wave = await loadWave(deps, ref, index);
+  const failed: string[] = [];
+  const behind: string[] = [];
+  const stillServing: string[] = [];
+  for (const awaited of wave.awaits) {
+    const host = await deps.hosts.get(awaited.hostId);
+    if (host?.status === 'failed') {
+      failed.push(awaited.hostId);
+      continue;
+    }
+    const applied = host?.observed?.appliedStateVersion ?? 0;
+    if (!host || applied < awaited.stateVersion) behind.push(awaited.hostId);
+    else if (awaited.drained && liveSessionsOf(host) > 0) stillServing.push(awaited.hostId);
+  }
+  if (stillServing.length > 0) {
+    const { drain } = (await loadGroup(deps.documents, ref.group)).compiled.configuration;
+    // The wave was applied deadlineSeconds before its deadline; the drain timeout runs from then.
+    const appliedAt = Date.parse(deadline) - ref.deadlineSeconds * 1000;
+    const drainTimedOut = now.getTime() > appliedAt + drain.timeoutSeconds * 1000;
+    if (!drainTimedOut) behind.push(...stillServing);
+    else if (drain.onTimeout === 'fail') failed.push(...stillServing);
+  }
+
+  if (failed.length > 0) {
+    await settleWave(deps, ref, index, 'failed', failed);
+    return { status: 'failed', detail: `wave ${index}: hosts failed: ${failed.join(', ')}`, deadline };
+  }
+  if (behind.length === 0) {
+    await deps.plans.markConverged(ref.planId, index, now);
+    await settleWave(deps, ref, index, 'done', []);
+    return { status: 'converged', detail: `wave ${index} converged`, deadline };
+  }
+  if (now.getTime() > Date.parse(deadline)) {
+    await settleWave(deps, ref, index, 'failed', behind);
+    return {
+      status: 'timed-out',
+      detail: `wave ${index}: not converged by ${deadline}: ${behind.join(', ')}`,
+      deadline,
+    };
+  }
+  return { status: 'waiting', detail: `waiting for ${behind.join(', ')}`, deadline };
+}
+
+async function settleWave(
+  deps: ReconcileDeps,
+  ref: PlanRef,
+  index: number,
+  status: 'done' | 'failed',
+  failedHosts: string[],
+): Promise<void> {
+  if (!ref.rolloutId) return;
+  await updateRollout(deps.documents, ref.rolloutId, deps.now(), (rollout) => {
+    const entry = rollout.waves.find((candidate) => candidate.index === index);
+    if (!entry || entry.status === status) return undefined;
+    entry.status = status;
+    const failed = new Set(failedHosts);
+    const settled = new Set(entry.hosts);
+    const done = new Set(rollout.hosts.done);
+    for (const host of entry.hosts) if (!failed.has(host)) done.add(host);
+    return {
+      ...rollout,
+      hosts: {
+        done: [...done].sort(),
+        pending: rollout.hosts.pending.filter((host) => !settled.has(host)),
+        failed: [...new Set([...rollout.hosts.failed, ...failedHosts])].sort(),
+      },
+    };
+  });
+}

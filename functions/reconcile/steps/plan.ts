@@ -1,0 +1,164 @@
+import type { ActualHost, DesiredHostState, Plan, Rollout } from '../../../shared/groups/model.ts';
+import { type PlanInput, planGroup } from '../../../shared/groups/planner.ts';
+import {
+  appendOnce,
+  FINAL_ROLLOUT_STATUSES,
+  listGroupHosts,
+  loadGroup,
+  mapLimited,
+  rolloutHostsOfWave,
+  toActualHost,
+  updateRollout,
+} from './common.ts';
+import type { PlanRef, ReconcileDeps, ReconcileRequest } from './types.ts';
+
+/** Step Functions execution names are ≤ 80 characters; a plan id is the group plus the run's name. */
+export function planIdFor(group: string, executionName: string | undefined, now: Date): string {
+  return `${group}.${executionName ?? `run-${now.getTime()}`}`;
+}
+
+export function newHostIdFor(group: string) {
+  return (hostType: string, ordinal: number) => `${group}-${hostType}-${ordinal}`;
+}
+
+function pendingHost(assigned: DesiredHostState): ActualHost {
+  return {
+    hostId: assigned.hostId,
+    hostType: assigned.hostType,
+    status: 'pending',
+    software: {},
+    appliedStateVersion: 0,
+    assignedStateVersion: assigned.stateVersion,
+    liveSessions: 0,
+    load: 0,
+  };
+}
+
+/**
+ * Loads the group, its hosts, their desired states and the rollout; plans; stores the plan; hands back only
+ * the plan's id and wave indexes.
+ */
+export async function planStep(
+  deps: ReconcileDeps,
+  request: ReconcileRequest,
+  executionName: string | undefined,
+): Promise<PlanRef> {
+  const now = deps.now();
+  const group = await loadGroup(deps.documents, request.group);
+  const [records, instances] = await Promise.all([
+    listGroupHosts(deps.hosts, request.group),
+    deps.fleet.describe(request.group),
+  ]);
+  const live = new Set(instances.filter((i) => i.state !== 'terminated').map((i) => i.hostId));
+  const gone = new Set(instances.filter((i) => i.state === 'terminated').map((i) => i.hostId));
+  const recorded = new Set(records.map((record) => record.hostId));
+  // Launched but not reported yet: without them a second run would launch their replacements.
+  const unreported = [...live].filter((hostId) => !recorded.has(hostId));
+  const desired = await mapLimited([...recorded, ...unreported], 16, (hostId) =>
+    deps.documents.get<DesiredHostState>('desired', hostId),
+  );
+  const desiredByHost: Record<string, DesiredHostState> = {};
+  for (const document of desired) if (document) desiredByHost[document.id] = document.body;
+  const actual: ActualHost[] = [
+    ...records
+      .filter((record) => live.has(record.hostId) || !gone.has(record.hostId))
+      .map((record) => toActualHost(record, desiredByHost[record.hostId])),
+    ...unreported.flatMap((hostId) => {
+      const assigned = desiredByHost[hostId];
+      return assigned ? [pendingHost(assigned)] : [];
+    }),
+  ];
+
+  const rollout = request.rolloutId
+    ? (await deps.documents.get<Rollout>('rollout', request.rolloutId))?.body
+    : undefined;
+  const planId = planIdFor(request.group, executionName, now);
+  const pollSeconds = deps.settings.pollSeconds;
+  const { rollout: rolloutPolicy, drain } = group.compiled.configuration;
+  const deadlineSeconds = Math.max(
+    rolloutPolicy.convergenceTimeoutSeconds,
+    drain.waitForSessions ? drain.timeoutSeconds : 0,
+  );
+  const ref = (plan: Plan): PlanRef => ({
+    planId,
+    group: request.group,
+    rolloutId: request.rolloutId ?? null,
+    waves: plan.waves.map((_, index) => index),
+    deadlineSeconds,
+    pollSeconds,
+  });
+
+  // A rollout that ended (aborted before it ran, or an older run finished it) has nothing left to do.
+  if (request.rolloutId && (!rollout || FINAL_ROLLOUT_STATUSES.has(rollout.status))) {
+    const empty: Plan = { group: request.group, waves: [], deferred: [] };
+    await deps.plans.save(planId, empty, now);
+    return ref(empty);
+  }
+
+  const input: PlanInput = {
+    group: group.compiled,
+    running: group.running,
+    hosts: actual,
+    desired: desiredByHost,
+    ...(rollout
+      ? {
+          rollout: {
+            id: rollout.id,
+            service: rollout.service,
+            ...(rollout.version === undefined ? {} : { version: rollout.version }),
+            ...(rollout.config === undefined ? {} : { config: rollout.config }),
+            select: rollout.select ?? 'all',
+          },
+        }
+      : {}),
+    now: now.toISOString(),
+    newHostId: newHostIdFor(request.group),
+  };
+  const plan = planGroup(input);
+  await deps.plans.save(planId, plan, now);
+  const stored = await deps.plans.load(planId);
+
+  if (rollout) await startRollout(deps, rollout, request.group, stored, now);
+  return ref(stored);
+}
+
+async function startRollout(
+  deps: ReconcileDeps,
+  rollout: Rollout,
+  group: string,
+  plan: Plan,
+  now: Date,
+): Promise<void> {
+  const waves = plan.waves.map((wave) => ({
+    index: wave.index,
+    hosts: rolloutHostsOfWave(wave.actions, rollout.service),
+    status: 'pending' as const,
+  }));
+  const rolloutId = rollout.id;
+  const updated = await updateRollout(deps.documents, rolloutId, now, (current) => {
+    if (FINAL_ROLLOUT_STATUSES.has(current.status)) return undefined;
+    const done = new Set(current.hosts.done);
+    const pending = [...new Set(waves.flatMap((wave) => wave.hosts))].filter((host) => !done.has(host));
+    return {
+      ...current,
+      status: current.status === 'pending' ? 'running' : current.status,
+      waves,
+      hosts: { done: [...done], pending, failed: [] },
+    };
+  });
+  // Keyed by the rollout, not the run: a retried Plan step, or a later run of the same rollout, records it once.
+  if (updated?.status === 'running') {
+    await appendOnce(
+      deps.events,
+      group,
+      [
+        {
+          type: 'RolloutStatusChanged',
+          eventId: `${rolloutId}.running`,
+          data: { rolloutId, status: 'running', at: now.toISOString(), reason: 'reconcile started' },
+        },
+      ],
+      now,
+    );
+  }
+}

@@ -1,0 +1,58 @@
+import type { DocumentStore, FleetPort, StatePublisher } from '../../../shared/groups/ports.ts';
+import type { EventStore, HostStore } from '../../../shared/ports.ts';
+import type { PlanStore } from '../plan-store.ts';
+
+/**
+ * What the Plan step hands to the rest of the state machine. Deliberately tiny: the plan itself stays in the
+ * plan store, so the execution payload stays far below Step Functions' 256 KB however large the group.
+ */
+export interface PlanRef {
+  planId: string;
+  group: string;
+  /** `null` rather than absent: JSONPath in the state machine cannot select a missing member. */
+  rolloutId: string | null;
+  waves: number[];
+  deadlineSeconds: number;
+  pollSeconds: number;
+}
+
+export interface ReconcileRequest {
+  group: string;
+  reason: string;
+  rolloutId?: string;
+}
+
+export type WaveStatus = 'converged' | 'waiting' | 'failed' | 'timed-out' | 'aborted';
+
+export interface CheckResult {
+  status: WaveStatus;
+  /** Why a wave failed; becomes the Cause of the WaveFailed state. */
+  detail: string;
+  /** When the wave fails if it has not converged; a pause pushes it on. */
+  deadline: string;
+}
+
+export type ReconcileEvent =
+  | { step: 'plan'; request: ReconcileRequest; executionName?: string }
+  | { step: 'apply'; plan: PlanRef; wave: number }
+  | { step: 'check'; plan: PlanRef; wave: number; deadline: string }
+  | { step: 'rollback'; plan: PlanRef; failure?: { Error?: string; Cause?: string } }
+  | { step: 'finish'; plan: PlanRef };
+
+export interface ReconcileSettings {
+  /** Seconds between two convergence checks of a wave. */
+  pollSeconds: number;
+  /** Where a launched host finds its HMAC secret (EC2: an SSM parameter name; local: a file). */
+  secretRef: (hostId: string) => string;
+}
+
+export interface ReconcileDeps {
+  events: EventStore;
+  hosts: HostStore;
+  documents: DocumentStore;
+  fleet: FleetPort;
+  publisher: StatePublisher;
+  plans: PlanStore;
+  settings: ReconcileSettings;
+  now: () => Date;
+}

@@ -1,0 +1,176 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { acknowledge, nagArn } from './nag.ts';
+
+/** State names are part of the contract: local overrides and tests address states by them. */
+export const RECONCILE_STATES = {
+  plan: 'Plan',
+  waves: 'Waves',
+  apply: 'Apply',
+  wait: 'Wait',
+  check: 'Check',
+  converged: 'Converged?',
+  waveDone: 'WaveDone',
+  waveFailed: 'WaveFailed',
+  rollback: 'Rollback',
+  reconcileFailed: 'ReconcileFailed',
+  finish: 'Finish',
+} as const;
+
+/** Errors of the reconcile function worth trying again: transient Lambda trouble and a lost version race. */
+export const RETRIED_FUNCTION_ERRORS = [
+  'Lambda.TooManyRequestsException',
+  'Lambda.Unknown',
+  'ConflictError',
+  'TimeoutError',
+];
+
+export interface ReconcileStateMachineProps {
+  /** The reconcile function; every task invokes it with a `step` discriminator. */
+  readonly reconcileFunction: lambda.IFunction;
+  /**
+   * Longest a run may take before Step Functions stops it.
+   * @default Duration.hours(24)
+   */
+  readonly timeout?: Duration;
+  /**
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The reconcile loop: Plan → Map(waves, one at a time: Apply → Wait → Check until converged) → Finish; a
+ * failed wave is caught and rolled back. Standard workflow (runs may wait for hours) written in JSONPath, so
+ * the same definition runs locally in aws-local-stepfunctions, which does not do JSONata.
+ */
+export class ReconcileStateMachine extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ReconcileStateMachineProps) {
+    super(scope, id);
+    const invoke = (
+      name: string,
+      payload: Record<string, unknown>,
+      fields: readonly string[],
+      resultPath: string,
+    ) => {
+      const task = new tasks.LambdaInvoke(this, name, {
+        stateName: name,
+        lambdaFunction: props.reconcileFunction,
+        payload: sfn.TaskInput.fromObject(payload),
+        // Only the step's own answer: the Lambda response metadata would crowd the 256 KB payload.
+        resultSelector: Object.fromEntries(fields.map((field) => [`${field}.$`, `$.Payload.${field}`])),
+        resultPath,
+        retryOnServiceExceptions: true,
+        taskTimeout: sfn.Timeout.duration(Duration.minutes(5)),
+      });
+      task.addRetry({
+        errors: RETRIED_FUNCTION_ERRORS,
+        interval: Duration.seconds(1),
+        maxAttempts: 5,
+        backoffRate: 2,
+      });
+      return task;
+    };
+
+    const plan = invoke(
+      RECONCILE_STATES.plan,
+      { step: 'plan', 'request.$': '$', 'executionName.$': '$$.Execution.Name' },
+      ['planId', 'group', 'rolloutId', 'waves', 'deadlineSeconds', 'pollSeconds'],
+      '$.plan',
+    );
+    const waveFields = ['status', 'detail', 'deadline'];
+    const apply = invoke(
+      RECONCILE_STATES.apply,
+      { step: 'apply', 'plan.$': '$.plan', 'wave.$': '$.wave' },
+      waveFields,
+      '$.check',
+    );
+    const wait = new sfn.Wait(this, RECONCILE_STATES.wait, {
+      stateName: RECONCILE_STATES.wait,
+      time: sfn.WaitTime.secondsPath('$.plan.pollSeconds'),
+    });
+    const check = invoke(
+      RECONCILE_STATES.check,
+      { step: 'check', 'plan.$': '$.plan', 'wave.$': '$.wave', 'deadline.$': '$.check.deadline' },
+      waveFields,
+      '$.check',
+    );
+    const waveFailed = new sfn.Fail(this, RECONCILE_STATES.waveFailed, {
+      stateName: RECONCILE_STATES.waveFailed,
+      error: 'WaveFailed',
+      causePath: '$.check.detail',
+    });
+    const converged = new sfn.Choice(this, RECONCILE_STATES.converged, {
+      stateName: RECONCILE_STATES.converged,
+    })
+      .when(
+        sfn.Condition.stringEquals('$.check.status', 'converged'),
+        new sfn.Succeed(this, RECONCILE_STATES.waveDone, { stateName: RECONCILE_STATES.waveDone }),
+      )
+      .when(sfn.Condition.stringEquals('$.check.status', 'waiting'), wait)
+      .otherwise(waveFailed);
+
+    const waves = new sfn.Map(this, RECONCILE_STATES.waves, {
+      stateName: RECONCILE_STATES.waves,
+      itemsPath: '$.plan.waves',
+      // One wave at a time: a wave starts only once the previous one converged.
+      maxConcurrency: 1,
+      itemSelector: { 'plan.$': '$.plan', 'wave.$': '$$.Map.Item.Value' },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    waves.itemProcessor(apply.next(wait).next(check).next(converged));
+
+    const rollback = invoke(
+      RECONCILE_STATES.rollback,
+      { step: 'rollback', 'plan.$': '$.plan', 'failure.$': '$.failure' },
+      ['status', 'reverted'],
+      '$.rollback',
+    );
+    const reconcileFailed = new sfn.Fail(this, RECONCILE_STATES.reconcileFailed, {
+      stateName: RECONCILE_STATES.reconcileFailed,
+      error: 'ReconcileFailed',
+      causePath: '$.failure.Cause',
+    });
+    waves.addCatch(rollback.next(reconcileFailed), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const finish = invoke(
+      RECONCILE_STATES.finish,
+      { step: 'finish', 'plan.$': '$.plan' },
+      ['status'],
+      '$.finish',
+    );
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(waves).next(finish)),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      timeout: props.timeout ?? Duration.hours(24),
+      tracingEnabled: true,
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+      comment:
+        'fleetfold reconcile: plan, apply waves one at a time, await convergence, roll back on failure',
+    });
+    acknowledge(this.stateMachine, {
+      'AwsSolutions-IAM5[Resource::*]':
+        'Step Functions log delivery and X-Ray actions (logs:CreateLogDelivery, xray:PutTraceSegments …) support no resource-level permissions.',
+    });
+    // An imported function (local mode's ASL synthesis) has no resource of its own and no finding to acknowledge.
+    if (props.reconcileFunction.node.defaultChild) {
+      acknowledge(this.stateMachine, {
+        [`AwsSolutions-IAM5[Resource::${nagArn(props.reconcileFunction)}:*]`]:
+          'lambda:InvokeFunction on the reconcile function and its versions/aliases (":*"), which is how CDK grants a task its function; no other function.',
+      });
+    }
+  }
+}

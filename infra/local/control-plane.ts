@@ -1,0 +1,204 @@
+import { join } from 'node:path';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { ReconcileDeps } from '../../functions/reconcile/handler.ts';
+import { DocumentPlanStore, S3Blobs } from '../../functions/reconcile/plan-store.ts';
+import { DynamoDocumentStore } from '../../shared/adapters/dynamo-document-store.ts';
+import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
+import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
+import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
+import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
+import { inboxQueueName } from '../../shared/groups/fanout.ts';
+import type { DesiredHostState } from '../../shared/groups/model.ts';
+import type { DocumentStore, ReconcileStarter } from '../../shared/groups/ports.ts';
+import type { HostStore } from '../../shared/ports.ts';
+import type { ApiHandler } from './api-server.ts';
+import { LOCAL_ACCOUNT_ID } from './emulators.ts';
+import { ensureRegistered } from './host-registration.ts';
+import { ensureStateTopics } from './inboxes.ts';
+import { type InstanceExit, LocalFleet, type LocalInstance } from './local-fleet.ts';
+import { LocalFleetPort } from './local-fleet-port.ts';
+import type { LocalOutcome, LocalReconcileStarter } from './local-reconcile-starter.ts';
+import { statePaths } from './state-dir.ts';
+
+/*
+ * Local mode's desired-state half: the state topics and signing key, the fleet of agent processes standing in
+ * for EC2, and the reconcile state machine (the ASL CDK synthesizes) run in-process against the real handler.
+ */
+
+export interface LocalControlPlaneOptions {
+  stateDir: string;
+  region: string;
+  /** fauxqs: inbox queue URLs point here. */
+  awsEndpoint: string;
+  /** Where agents PUT snapshots (the notification bridge). */
+  s3Endpoint: string;
+  bucket: string;
+  clients: { s3Direct: S3Client; sqs: SQSClient; sns: SNSClient; dynamodb: DynamoDBClient };
+  tables: { events: string; hosts: string; documents: string };
+  /** The api handler registers launched hosts; it is built after this, hence a getter. */
+  api: () => ApiHandler;
+  /** Seconds between two convergence checks of a wave; default 1 (AWS: 15). */
+  reconcilePollSeconds?: number;
+  agentHeartbeatSeconds?: number;
+  agentPollSeconds?: number;
+  onAgentOutput?: (hostId: string, line: string, stream: 'stdout' | 'stderr') => void;
+  onAgentExit?: (instance: LocalInstance, exit: InstanceExit) => void;
+  /** Told how each reconcile run ended. */
+  onRunSettled?: (outcome: LocalOutcome) => void;
+}
+
+export interface LocalControlPlane {
+  reconcile: ReconcileStarter;
+  fleet: LocalFleet;
+  fleetPort: LocalFleetPort;
+  publisher: SnsStatePublisher;
+  signer: LocalStateSigner;
+  /**
+   * Starts again the agents of a group's hosts that were assigned a running state: EC2 instances outlive a
+   * restart of the control plane, local processes do not, so a restart brings them back as they were.
+   */
+  resumeGroup(group: string): Promise<string[]>;
+  /** Waits for the reconcile runs started so far. */
+  settled(): Promise<LocalOutcome[]>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalControlPlane(options: LocalControlPlaneOptions): Promise<LocalControlPlane> {
+  const paths = statePaths(options.stateDir);
+  const { s3Direct, sqs, sns, dynamodb } = options.clients;
+  const [signer, topicArns] = await Promise.all([
+    LocalStateSigner.fromKeyFile(paths.stateSigningKey),
+    ensureStateTopics(sns),
+  ]);
+  const publisher = new SnsStatePublisher({
+    sns,
+    sqs,
+    s3: s3Direct,
+    bucket: options.bucket,
+    signer,
+    topicArns,
+  });
+  const documents = new DynamoDocumentStore({ client: dynamodb, tableName: options.tables.documents });
+  const hosts = new DynamoHostStore({ client: dynamodb, tableName: options.tables.hosts });
+  const secretFile = (hostId: string) => join(paths.hostSecrets, `${hostId}.secret`);
+
+  const fleet = new LocalFleet({
+    bucket: options.bucket,
+    s3Endpoint: options.s3Endpoint,
+    region: options.region,
+    agentsDir: paths.agents,
+    heartbeatSeconds: options.agentHeartbeatSeconds ?? 60,
+    pollSeconds: options.agentPollSeconds ?? 2,
+    ...(options.onAgentOutput ? { onOutput: options.onAgentOutput } : {}),
+    ...(options.onAgentExit ? { onExit: options.onAgentExit } : {}),
+  });
+  const fleetPort = new LocalFleetPort({
+    fleet,
+    register: async (request) => {
+      const file = secretFile(request.hostId);
+      await ensureRegistered(options.api(), request, file);
+      return { secretFile: file };
+    },
+    agentEnv: (hostId) => ({
+      FLEETFOLD_INBOX_QUEUE_URL: `${options.awsEndpoint}/${LOCAL_ACCOUNT_ID}/${inboxQueueName(hostId)}`,
+      FLEETFOLD_CONTROL_PUBLIC_KEY_FILE: `${paths.stateSigningKey}.pub`,
+    }),
+  });
+
+  const deps: ReconcileDeps = {
+    events: new DynamoEventStore({ client: dynamodb, tableName: options.tables.events }),
+    hosts,
+    documents,
+    plans: new DocumentPlanStore({
+      documents,
+      blobs: new S3Blobs({ client: s3Direct, bucket: options.bucket }),
+    }),
+    fleet: fleetPort,
+    publisher,
+    settings: { pollSeconds: options.reconcilePollSeconds ?? 1, secretRef: secretFile },
+    now: () => new Date(),
+  };
+  const reconcile = new LazyLocalReconcileStarter(async () => {
+    // aws-cdk-lib takes seconds to load: only a run that is actually started pays for synthesizing the ASL.
+    const [{ reconcileAsl }, { LocalStateMachine }, { LocalReconcileStarter }, { createReconcileHandler }] =
+      await Promise.all([
+        import('./reconcile-asl.ts'),
+        import('./step-functions.ts'),
+        import('./local-reconcile-starter.ts'),
+        import('../../functions/reconcile/handler.ts'),
+      ]);
+    const handler = createReconcileHandler(deps);
+    return new LocalReconcileStarter({
+      machine: new LocalStateMachine(reconcileAsl(), (payload) => handler(payload as never)),
+      ...(options.onRunSettled ? { onSettled: options.onRunSettled } : {}),
+    });
+  });
+
+  return {
+    reconcile,
+    fleet,
+    fleetPort,
+    publisher,
+    signer,
+    resumeGroup: (group) => resumeGroup(group, { hosts, documents, fleetPort }),
+    settled: () => reconcile.settled(),
+    stop: async () => {
+      reconcile.stop();
+      await fleet.stopAll();
+    },
+  };
+}
+
+async function resumeGroup(
+  group: string,
+  parts: { hosts: HostStore; documents: DocumentStore; fleetPort: LocalFleetPort },
+): Promise<string[]> {
+  const resumed: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await parts.hosts.list({ group }, 100, cursor);
+    for (const host of page.hosts) {
+      const desired = await parts.documents.get<DesiredHostState>('desired', host.hostId);
+      if (!desired || desired.body.mode === 'stopped') continue;
+      await parts.fleetPort.launch({
+        hostId: host.hostId,
+        group: host.group,
+        hostType: host.hostType,
+        roles: host.roles,
+        instanceType: 'local',
+        stateVersion: desired.body.stateVersion,
+        secretRef: '',
+      });
+      resumed.push(host.hostId);
+    }
+    cursor = page.next;
+  } while (cursor);
+  return resumed;
+}
+
+/** Builds the local state machine on the first start, so tests that never reconcile never load the CDK. */
+class LazyLocalReconcileStarter implements ReconcileStarter {
+  #starter: Promise<LocalReconcileStarter> | undefined;
+  #built: LocalReconcileStarter | undefined;
+
+  constructor(private readonly build: () => Promise<LocalReconcileStarter>) {}
+
+  async start(request: Parameters<ReconcileStarter['start']>[0]) {
+    this.#starter ??= this.build().then((starter) => {
+      this.#built = starter;
+      return starter;
+    });
+    return (await this.#starter).start(request);
+  }
+
+  async settled(): Promise<LocalOutcome[]> {
+    return this.#starter ? (await this.#starter).settled() : [];
+  }
+
+  stop(): void {
+    this.#built?.stop();
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The cluster as a plan moves it along: every host with its latest desired state and projected status, so each
+ * wave is planned from what the earlier waves will have done, not from the snapshot the plan started from.
+ */
+import type { HostStatus } from '../schemas.ts';
+import type {
+  ActualHost,
+  CompiledGroup,
+  CompiledHostType,
+  DesiredHostState,
+  SelectableHost,
+  ServiceSpec,
+} from './model.ts';
+
+export interface Slot {
+  hostId: string;
+  hostType: string;
+  /** Dependency level of the host type; a type the group no longer defines sorts after every defined one. */
+  level: number;
+  /** What the host reported; absent for hosts this plan launches. */
+  actual?: ActualHost;
+  status: HostStatus;
+  /** The latest desired state: the input's, else the one the plan assigned last. */
+  state: DesiredHostState;
+  /** Out of service because the plan is working on it right now (taken out of its load balancers). */
+  out: boolean;
+  /** Terminated by the plan. */
+  gone: boolean;
+  /** Already out of service before the plan: touching it costs no disruption budget. */
+  outAtStart: boolean;
+  /** A failed or stopped host serves nothing, whatever it last reported. */
+  liveSessions: number;
+}
+
+/** Failed and stopped hosts are replaced; a `stopping` one is on its way somewhere and left to get there. */
+export function isDead(slot: Slot): boolean {
+  return slot.status === 'failed' || slot.status === 'stopped';
+}
+
+export function isDraining(slot: Slot): boolean {
+  return slot.status === 'draining' || slot.state.mode === 'draining';
+}
+
+const OUT_OF_SERVICE: ReadonlySet<HostStatus> = new Set(['failed', 'draining', 'stopping', 'stopped']);
+
+export class Projection {
+  /** Actual hosts, sorted by id so nothing depends on the order the caller listed them in. */
+  readonly slots: Slot[];
+  readonly launched: Slot[] = [];
+  private readonly taken: Set<string>;
+  private readonly nextOrdinal = new Map<string, number>();
+  readonly unknownTypeLevel: number;
+
+  constructor(
+    readonly group: CompiledGroup,
+    hosts: readonly ActualHost[],
+    desired: Readonly<Record<string, DesiredHostState>>,
+    private readonly newHostId: (hostType: string, ordinal: number) => string,
+  ) {
+    this.unknownTypeLevel = Math.max(-1, ...Object.values(group.hostTypes).map((type) => type.level)) + 1;
+    this.slots = sortedById(hosts).map((host) => this.slotOf(host, desired[host.hostId]));
+    // Ids of hosts terminated long ago still have desired documents: a launch must not reuse one, or an
+    // idempotent launch keyed on (host, version) would find the old instance.
+    this.taken = new Set(Object.keys(desired));
+    for (const host of hosts) {
+      this.taken.add(host.hostId);
+      // Ordinals start past the type's current hosts, so a fleet named type-1…type-n finds a free id at once.
+      this.nextOrdinal.set(host.hostType, (this.nextOrdinal.get(host.hostType) ?? 1) + 1);
+    }
+  }
+
+  typeOf(slot: { hostType: string }): CompiledHostType | undefined {
+    return this.group.hostTypes[slot.hostType];
+  }
+
+  /** A host to launch from `base` (the state of the host it replaces, else the host type's), state version 1. */
+  launch(hostType: CompiledHostType, base?: DesiredHostState): Slot {
+    const hostId = this.freshId(hostType.name);
+    const state: DesiredHostState = {
+      hostId,
+      group: this.group.name,
+      hostType: hostType.name,
+      stateVersion: 1,
+      services: base ? base.services : copyServices(hostType.services),
+      config: base ? base.config : {},
+      mode: 'running',
+    };
+    const slot: Slot = {
+      hostId,
+      hostType: hostType.name,
+      level: hostType.level,
+      status: 'pending',
+      state,
+      out: false,
+      gone: false,
+      outAtStart: false,
+      liveSessions: 0,
+    };
+    this.launched.push(slot);
+    return slot;
+  }
+
+  private freshId(hostType: string): string {
+    let ordinal = this.nextOrdinal.get(hostType) ?? 1;
+    let hostId = this.newHostId(hostType, ordinal);
+    while (this.taken.has(hostId)) {
+      ordinal += 1;
+      hostId = this.newHostId(hostType, ordinal);
+    }
+    this.taken.add(hostId);
+    this.nextOrdinal.set(hostType, ordinal + 1);
+    return hostId;
+  }
+
+  private slotOf(host: ActualHost, desired: DesiredHostState | undefined): Slot {
+    const type = this.typeOf(host);
+    const state = desired ? raised(desired, host.assignedStateVersion) : this.inferredState(host, type);
+    const status = host.status;
+    return {
+      hostId: host.hostId,
+      hostType: host.hostType,
+      level: type ? type.level : this.unknownTypeLevel,
+      actual: host,
+      status,
+      state,
+      out: false,
+      gone: false,
+      outAtStart: OUT_OF_SERVICE.has(status) || state.mode === 'draining',
+      liveSessions: status === 'failed' || status === 'stopped' ? 0 : host.liveSessions,
+    };
+  }
+
+  /** A host never assigned a state runs its type's services at the versions it reports. */
+  private inferredState(host: ActualHost, type: CompiledHostType | undefined): DesiredHostState {
+    const services: Record<string, ServiceSpec> = {};
+    for (const [name, spec] of Object.entries(type?.services ?? {})) {
+      const running = host.software[name];
+      services[name] = running === undefined ? { ...spec } : { ...spec, version: running };
+    }
+    return {
+      hostId: host.hostId,
+      group: this.group.name,
+      hostType: host.hostType,
+      stateVersion: host.assignedStateVersion,
+      services,
+      config: {},
+      mode: 'running',
+    };
+  }
+}
+
+/** The next state version must exceed whatever was assigned, even if the desired document lags behind. */
+function raised(state: DesiredHostState, assigned: number): DesiredHostState {
+  return assigned > state.stateVersion ? { ...state, stateVersion: assigned } : state;
+}
+
+function copyServices(services: Record<string, ServiceSpec>): Record<string, ServiceSpec> {
+  const copy: Record<string, ServiceSpec> = {};
+  for (const [name, spec] of Object.entries(services)) copy[name] = { ...spec };
+  return copy;
+}
+
+/** The host store lists a group's hosts by id already: checking costs one pass, sorting 100k hosts far more. */
+function sortedById(hosts: readonly ActualHost[]): readonly ActualHost[] {
+  for (let i = 1; i < hosts.length; i += 1) {
+    if ((hosts[i - 1] as ActualHost).hostId > (hosts[i] as ActualHost).hostId) {
+      return [...hosts].sort((a, b) => byId(a.hostId, b.hostId));
+    }
+  }
+  return hosts;
+}
+
+export function byId(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** As selectors see the host; with `service`, only that service's version (all a filter then looks at). */
+export function selectable(slot: Slot, service?: string): SelectableHost {
+  const versions: Record<string, string> = {};
+  if (service === undefined) {
+    for (const [name, spec] of Object.entries(slot.state.services)) versions[name] = spec.version;
+  } else {
+    const spec = slot.state.services[service];
+    if (spec) versions[service] = spec.version;
+  }
+  return {
+    hostId: slot.hostId,
+    versions,
+    liveSessions: slot.liveSessions,
+    load: slot.actual?.load ?? 0,
+  };
+}

@@ -1,0 +1,439 @@
+/**
+ * The planner: from a group's compiled definition, its actual hosts and their desired states, the waves of
+ * actions that move the cluster towards what it should be. Pure and deterministic: time and new host ids come
+ * in as arguments, the hosts' input order does not matter, and a converged cluster plans nothing.
+ *
+ * A running group: hosts draining for work that is no longer wanted go back into service; missing hosts are
+ * launched (failed ones replaced with their own state) level by level, dependencies first; surplus hosts are
+ * removed; then the rollout. Removals and the rollout share one disruption budget. A stopped group is taken
+ * down level by level, dependents first.
+ */
+import { ValidationError } from '../errors.ts';
+import type {
+  ActualHost,
+  CompiledGroup,
+  CompiledHostType,
+  DesiredHostState,
+  DrainPolicy,
+  Plan,
+  ServiceSpec,
+} from './model.ts';
+import { intoBatches, type Job, runBatch } from './planner-batches.ts';
+import { readiness } from './planner-drain.ts';
+import { LoadBalancers } from './planner-load-balancers.ts';
+import { byId, isDead, isDraining, Projection, type Slot, selectable } from './planner-projection.ts';
+import { PlanWriter, type WaveWriter } from './planner-waves.ts';
+import { compareCandidates, parseSelector, selectHosts, selectorSize } from './selectors.ts';
+
+export interface PlanRollout {
+  id: string;
+  service: string;
+  /** The version to run; absent for a config-only change. */
+  version?: string;
+  /** Keys to set in the service's config (merged over what each host has). */
+  config?: Record<string, string>;
+  /** Which of the service's hosts (default "all"). */
+  select?: string;
+}
+
+export interface PlanInput {
+  group: CompiledGroup;
+  /** Started (true) or stopped (false). */
+  running: boolean;
+  /** The group's actual hosts (terminated instances left out). */
+  hosts: readonly ActualHost[];
+  /** Last assigned desired state per host id (also of hosts gone since: their ids are never reused). */
+  desired: Readonly<Record<string, DesiredHostState>>;
+  rollout?: PlanRollout;
+  /** ISO time, for drain timeouts. */
+  now: string;
+  /** Id of a new host; ordinals start past the type's current host count and skip ids already taken. */
+  newHostId: (hostType: string, ordinal: number) => string;
+}
+
+interface Context {
+  group: CompiledGroup;
+  projection: Projection;
+  balancers: LoadBalancers;
+  plan: PlanWriter;
+  policy: DrainPolicy;
+  now: number;
+}
+
+export function planGroup(input: PlanInput): Plan {
+  const now = Date.parse(input.now);
+  if (Number.isNaN(now)) throw new ValidationError(`now is not a time: ${input.now}`, { now: input.now });
+  const projection = new Projection(input.group, input.hosts, input.desired, input.newHostId);
+  const balancers = new LoadBalancers(projection);
+  const context: Context = {
+    group: input.group,
+    projection,
+    balancers,
+    plan: new PlanWriter(balancers),
+    policy: input.group.configuration.drain,
+    now,
+  };
+  if (input.running) planRunning(context, input.rollout);
+  else planStop(context);
+  return context.plan.finish(input.group.name);
+}
+
+/* ───────────── Stopping ───────────── */
+
+function planStop(context: Context): void {
+  const { projection, plan, balancers, policy, now } = context;
+  let blockedBy: number | undefined;
+  for (const [level, slots] of [...byLevel(projection.slots)].sort((a, b) => b[0] - a[0])) {
+    if (blockedBy !== undefined) {
+      for (const slot of slots) {
+        plan.defer(slot.hostId, `waiting for the hosts at dependency level ${blockedBy} to stop first`);
+      }
+      continue;
+    }
+    const jobs: Job[] = [];
+    for (const slot of slots) {
+      const ready = isDead(slot) ? ({ kind: 'ready' } as const) : readiness(slot, policy, now);
+      if (ready.kind === 'defer') {
+        plan.defer(slot.hostId, `group stopped, ${ready.reason}`);
+        blockedBy = level;
+      } else {
+        jobs.push({ slot, drain: ready.kind === 'drain', act: terminate('group stopped') });
+      }
+    }
+    runBatch(plan, balancers, policy, jobs);
+  }
+}
+
+/* ───────────── Running ───────────── */
+
+interface Capacity {
+  /** Failed or stopped hosts to terminate, with the host type that replaces them (if it still needs them). */
+  dead: { slot: Slot; replacedBy?: CompiledHostType }[];
+  fresh: Map<string, number>;
+  surplus: { slot: Slot; reason: string }[];
+}
+
+function planRunning(context: Context, rollout: PlanRollout | undefined): void {
+  const { projection } = context;
+  const capacity = measureCapacity(context);
+  const leaving = new Set(capacity.surplus.map((victim) => victim.slot));
+  const change = rollout ? rolloutTargets(context, rollout, leaving) : undefined;
+  const budget = disruptionBudget(context);
+
+  const busy = new Set([...leaving, ...(change?.targets ?? [])]);
+  const restore = projection.slots.filter((slot) => !busy.has(slot) && drainingForNothing(slot));
+  context.plan.wave((wave) => {
+    for (const slot of restore) wave.assign(slot, slot.state.services);
+  });
+  for (const slot of restore) {
+    slot.status = 'running';
+    context.balancers.touched(slot);
+  }
+
+  launchAndReplace(context, capacity);
+  scaleIn(context, capacity.surplus, budget);
+  if (rollout && change) roll(context, rollout, change, budget);
+}
+
+/**
+ * Drained by an earlier plan for work no longer wanted, or draining although it applied a running state (not
+ * still on its way to one): either way nothing will bring it back unless it is told to run.
+ */
+function drainingForNothing(slot: Slot): boolean {
+  if (slot.status !== 'running' && slot.status !== 'draining') return false;
+  if (slot.state.mode === 'draining') return true;
+  return slot.status === 'draining' && (slot.actual?.appliedStateVersion ?? 0) >= slot.state.stateVersion;
+}
+
+function measureCapacity({ group, projection }: Context): Capacity {
+  const capacity: Capacity = { dead: [], fresh: new Map(), surplus: [] };
+  const slotsOfType = byType(projection.slots);
+  const typeNames = [...new Set([...Object.keys(group.hostTypes), ...slotsOfType.keys()])].sort(byId);
+  for (const typeName of typeNames) {
+    const slots = slotsOfType.get(typeName) ?? [];
+    const type = group.hostTypes[typeName];
+    const dead = slots.filter(isDead);
+    const live = slots.filter((slot) => !isDead(slot));
+    if (!type) {
+      for (const slot of dead) capacity.dead.push({ slot });
+      const reason = `host type ${typeName} is no longer in the group`;
+      for (const slot of preferredToLeave(live)) capacity.surplus.push({ slot, reason });
+      continue;
+    }
+    const shortfall = Math.max(0, type.desired - live.length);
+    dead.forEach((slot, i) => {
+      capacity.dead.push(i < shortfall ? { slot, replacedBy: type } : { slot });
+    });
+    if (shortfall > dead.length) capacity.fresh.set(typeName, shortfall - dead.length);
+    const surplus = live.length - type.desired;
+    if (surplus <= 0) continue;
+    const reason = `scale-in: ${typeName} has ${live.length} hosts, wants ${type.desired}`;
+    for (const slot of preferredToLeave(live).slice(0, surplus)) capacity.surplus.push({ slot, reason });
+  }
+  return capacity;
+}
+
+const LEAVING_RANK: Partial<Record<Slot['status'], number>> = {
+  stopping: 0,
+  draining: 1,
+  pending: 2,
+  booting: 2,
+};
+
+/** Hosts already on their way out first, then those not yet serving, then as selectors prefer (idle, light). */
+function preferredToLeave(slots: readonly Slot[]): Slot[] {
+  const rank = (slot: Slot) => LEAVING_RANK[slot.status] ?? (slot.state.mode === 'draining' ? 1 : 3);
+  return slots
+    .map((slot) => ({ slot, rank: rank(slot), host: selectable(slot) }))
+    .sort((a, b) => a.rank - b.rank || compareCandidates(a.host, b.host))
+    .map((entry) => entry.slot);
+}
+
+/** Level by level, dependencies first: a level's hosts are launched once the levels below are up. */
+function launchAndReplace(context: Context, capacity: Capacity): void {
+  const { group, projection, plan, balancers } = context;
+  const surgeFirst = group.configuration.rollout.surgeFirst;
+  const levels = new Set<number>([
+    ...capacity.dead.map((entry) => entry.slot.level),
+    ...[...capacity.fresh.keys()].map((name) => group.hostTypes[name]?.level ?? 0),
+  ]);
+  const starting = projection.slots
+    .filter((slot) => (slot.status === 'pending' || slot.status === 'booting') && slot.state.stateVersion > 0)
+    .sort((a, b) => a.level - b.level);
+  let awaited = 0;
+
+  for (const level of [...levels].sort((a, b) => a - b)) {
+    const launches: { slot: Slot; replaces?: string }[] = [];
+    const dead: { slot: Slot; reason: string }[] = [];
+    for (const entry of capacity.dead) {
+      if (entry.slot.level !== level) continue;
+      if (entry.replacedBy) {
+        const slot = projection.launch(entry.replacedBy, entry.slot.state);
+        launches.push({ slot, replaces: entry.slot.hostId });
+        dead.push({ slot: entry.slot, reason: `${entry.slot.status}: replaced by ${slot.hostId}` });
+      } else {
+        dead.push({
+          slot: entry.slot,
+          reason: `${entry.slot.status}: not needed, its type has enough hosts`,
+        });
+      }
+    }
+    for (const [typeName, count] of [...capacity.fresh].sort((a, b) => byId(a[0], b[0]))) {
+      const type = group.hostTypes[typeName];
+      if (!type || type.level !== level) continue;
+      for (let i = 0; i < count; i += 1) launches.push({ slot: projection.launch(type) });
+    }
+
+    if (launches.length > 0) {
+      const ready: { hostId: string; stateVersion: number }[] = [];
+      while (awaited < starting.length && (starting[awaited] as Slot).level < level) {
+        const slot = starting[awaited] as Slot;
+        ready.push({ hostId: slot.hostId, stateVersion: slot.state.stateVersion });
+        awaited += 1;
+      }
+      plan.awaitBeforeNext(ready);
+    }
+    const terminateDead = () =>
+      plan.wave((wave) => {
+        for (const { slot, reason } of dead) wave.terminate(slot, reason);
+        wave.disrupted = dead.map((entry) => entry.slot.hostId);
+      });
+    // Surge-first keeps capacity: the replacement is up before the failed host goes.
+    if (!surgeFirst) terminateDead();
+    plan.wave((wave) => {
+      for (const { slot, replaces } of launches) {
+        wave.launch(slot, replaces);
+        balancers.launched(slot);
+      }
+    });
+    if (surgeFirst) terminateDead();
+  }
+}
+
+interface Budget {
+  /** Hosts in service the plan may take out at once. */
+  fresh: number;
+  reason: string;
+}
+
+function disruptionBudget({ group, projection }: Context): Budget {
+  const text = group.configuration.disruptionBudget;
+  const total = projection.slots.length;
+  const size = selectorSize(parseSelector(text), total);
+  const out = projection.slots.filter((slot) => slot.outAtStart).length;
+  return {
+    fresh: size - out,
+    reason: `disruption budget "${text}" allows ${size} of ${total} hosts out of service and ${out} already are`,
+  };
+}
+
+function scaleIn(context: Context, surplus: Capacity['surplus'], budget: Budget): void {
+  const { plan, balancers, policy, now } = context;
+  const jobs: Job[] = [];
+  // Dependents leave before what they depend on; within a level, in the order they were preferred.
+  const ordered = surplus
+    .map((victim, order) => ({ ...victim, order }))
+    .sort((a, b) => b.slot.level - a.slot.level || a.order - b.order);
+  for (const { slot, reason } of ordered) {
+    const ready = readiness(slot, policy, now);
+    if (ready.kind === 'defer') plan.defer(slot.hostId, `${reason}; ${ready.reason}`);
+    else jobs.push({ slot, drain: ready.kind === 'drain', act: terminate(reason) });
+  }
+  const { batches, overBudget } = intoBatches(jobs, {
+    size: Number.POSITIVE_INFINITY,
+    fresh: budget.fresh,
+    together: (a, b) => a.level === b.level,
+  });
+  for (const job of overBudget) plan.defer(job.slot.hostId, `scale-in held back: ${budget.reason}`);
+  for (const batch of batches) runBatch(plan, balancers, policy, batch);
+}
+
+/* ───────────── Rollouts ───────────── */
+
+interface Change {
+  /** Chosen hosts not at the target yet, dependency level first, then as the selector preferred them. */
+  targets: Slot[];
+  target: (slot: Slot) => ServiceSpec;
+}
+
+function rolloutTargets(context: Context, rollout: PlanRollout, leaving: ReadonlySet<Slot>): Change {
+  const { group, projection } = context;
+  const types = group.serviceHosts[rollout.service];
+  if (!types || types.length === 0) {
+    throw new ValidationError(
+      `rollout ${rollout.id}: no host type of group ${group.name} runs ${rollout.service}`,
+      {
+        service: rollout.service,
+      },
+    );
+  }
+  const typeSet = new Set(types);
+  const candidates = projection.slots.filter(
+    (slot) =>
+      typeSet.has(slot.hostType) &&
+      !leaving.has(slot) &&
+      (slot.status === 'running' || slot.status === 'draining'),
+  );
+  const slotById = new Map(candidates.map((slot) => [slot.hostId, slot]));
+  const target = (slot: Slot) =>
+    targetSpec(
+      slot.state.services[rollout.service] ?? projection.typeOf(slot)?.services[rollout.service],
+      rollout,
+    );
+  const atTarget = (slot: Slot) => sameSpec(slot.state.services[rollout.service], target(slot));
+
+  const selector = parseSelector(rollout.select ?? 'all');
+  const preferred = selectHosts(
+    { filters: selector.filters, sizes: [] },
+    candidates.map((slot) => selectable(slot, rollout.service)),
+    rollout.service,
+  ).map((host) => slotById.get(host.hostId) as Slot);
+  // Hosts already done (then those drained for it) count first, so "20%" stays the same 20% from one
+  // reconcile to the next instead of drifting with load.
+  const rank = (slot: Slot) => (atTarget(slot) ? 0 : isDraining(slot) ? 1 : 2);
+  const ranked = preferred.map((slot, order) => ({ slot, order, rank: rank(slot) }));
+  ranked.sort((a, b) => a.rank - b.rank || a.order - b.order);
+  const chosen = ranked.slice(0, selectorSize(selector, ranked.length));
+  const targets = chosen
+    .filter((entry) => entry.rank > 0)
+    .sort((a, b) => a.slot.level - b.slot.level || a.order - b.order)
+    .map((entry) => entry.slot);
+  return { targets, target };
+}
+
+function roll(context: Context, rollout: PlanRollout, change: Change, budget: Budget): void {
+  const { group, projection, plan, balancers, policy, now } = context;
+  const waveText = group.configuration.rollout.wave;
+  const size = selectorSize(parseSelector(waveText), change.targets.length);
+  if (size === 0) {
+    for (const slot of change.targets) {
+      plan.defer(
+        slot.hostId,
+        `rollout ${rollout.id}: wave size "${waveText}" allows 0 of ${change.targets.length} hosts`,
+      );
+    }
+    return;
+  }
+  const assign: Job['act'] = (wave, host) =>
+    wave.assign(host, { ...host.state.services, [rollout.service]: change.target(host) });
+  const jobs: Job[] = [];
+  for (const slot of change.targets) {
+    const ready = readiness(slot, policy, now);
+    if (ready.kind === 'defer') plan.defer(slot.hostId, `rollout ${rollout.id}: ${ready.reason}`);
+    else jobs.push({ slot, drain: ready.kind === 'drain', act: assign });
+  }
+  const { batches, overBudget } = intoBatches(jobs, {
+    size,
+    fresh: budget.fresh,
+    together: (a, b) => a.level === b.level,
+  });
+  for (const job of overBudget)
+    plan.defer(job.slot.hostId, `rollout ${rollout.id} held back: ${budget.reason}`);
+  const dependents = dependentHosts(group, projection, rollout.service);
+  batches.forEach((batch, i) => {
+    const tellDependents =
+      i === 0 && dependents.length > 0
+        ? (wave: WaveWriter) => wave.notify(dependents, rollout.service, describeChange(rollout))
+        : undefined;
+    runBatch(plan, balancers, policy, batch, tellDependents);
+  });
+}
+
+/** Hosts running a service that depends on `service`: they hear of its change before it happens. */
+function dependentHosts(group: CompiledGroup, projection: Projection, service: string): string[] {
+  const types = new Set(
+    (group.dependents[service] ?? []).flatMap((dependent) => group.serviceHosts[dependent] ?? []),
+  );
+  return projection.slots
+    .filter((slot) => types.has(slot.hostType) && !slot.gone && !isDead(slot))
+    .map((slot) => slot.hostId);
+}
+
+function describeChange(rollout: PlanRollout): string {
+  const what =
+    rollout.version !== undefined
+      ? `${rollout.service} changes to ${rollout.version}`
+      : `${rollout.service} changes its config`;
+  return `${what} (rollout ${rollout.id})`;
+}
+
+function targetSpec(current: ServiceSpec | undefined, rollout: PlanRollout): ServiceSpec {
+  const base: ServiceSpec = current ?? { version: rollout.version ?? '' };
+  const version = rollout.version ?? base.version;
+  if (rollout.config === undefined) return { ...base, version };
+  return { ...base, version, config: { ...base.config, ...rollout.config } };
+}
+
+function sameSpec(current: ServiceSpec | undefined, target: ServiceSpec): boolean {
+  if (!current || current.version !== target.version) return false;
+  const a = current.config ?? {};
+  const b = target.config ?? {};
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+}
+
+/* ───────────── Helpers ───────────── */
+
+function terminate(reason: string): Job['act'] {
+  return (wave, slot) => wave.terminate(slot, reason);
+}
+
+function byLevel(slots: readonly Slot[]): Map<number, Slot[]> {
+  return groupBy(slots, (slot) => slot.level);
+}
+
+function byType(slots: readonly Slot[]): Map<string, Slot[]> {
+  const groups = groupBy(slots, (slot) => slot.hostType);
+  return new Map([...groups].sort((a, b) => byId(a[0], b[0])));
+}
+
+function groupBy<K>(slots: readonly Slot[], key: (slot: Slot) => K): Map<K, Slot[]> {
+  const groups = new Map<K, Slot[]>();
+  for (const slot of slots) {
+    const k = key(slot);
+    const list = groups.get(k);
+    if (list) list.push(slot);
+    else groups.set(k, [slot]);
+  }
+  return groups;
+}
