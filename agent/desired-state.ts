@@ -8,7 +8,8 @@ const Text = z.string().check(z.minLength(1), z.maxLength(256));
 const ServiceSpec = z.object({
   version: z.string().check(z.minLength(1), z.maxLength(64)),
   config: z.optional(z.record(z.string(), z.string())),
-  port: z.optional(z.int().check(z.minimum(1), z.maximum(65535))),
+  /** 0 (as the demo group says) means "any free port": the host reports the one it got. */
+  port: z.optional(z.int().check(z.minimum(0), z.maximum(65535))),
 });
 
 /**

@@ -30,7 +30,7 @@ beforeAll(() => {
 type States = Record<string, Record<string, unknown>>;
 const states = (asl: StateMachineDefinition) => asl.States as unknown as States;
 const waveStates = (asl: StateMachineDefinition) =>
-  (states(asl)[RECONCILE_STATES.waves]?.ItemProcessor as { States: States }).States;
+  (states(asl)[RECONCILE_STATES.waves] as { ItemProcessor: { States: States } }).ItemProcessor.States;
 
 describe('reconcile state machine', () => {
   it('runs locally exactly the definition the stack deploys', () => {
@@ -91,7 +91,8 @@ describe('reconcile state machine', () => {
       expect(task?.Resource).toBe('arn:aws:states:::lambda:invoke');
       const parameters = task?.Parameters as { FunctionName: string; Payload: { step: string } };
       expect(parameters.FunctionName).toBe(RECONCILE_FUNCTION_PLACEHOLDER_ARN);
-      const retried = (task?.Retry as { ErrorEquals: string[] }[]).flatMap((retry) => retry.ErrorEquals);
+      const retries = (task?.Retry ?? []) as { ErrorEquals: string[] }[];
+      const retried = retries.flatMap((retry) => retry.ErrorEquals);
       expect(retried).toEqual(
         expect.arrayContaining([
           'Lambda.ServiceException',

@@ -1,9 +1,9 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { type LocalCloud, startLocalCloud } from './cloud.ts';
-import { demoHostSpecs, ensureRegistered } from './demo-fleet.ts';
+import { applyDemoGroup, DEMO_GROUP } from './demo-group.ts';
+import { apiEvent } from './host-registration.ts';
 import { watchLauncher } from './launcher-watch.ts';
-import { LocalFleet } from './local-fleet.ts';
 import { resolveStateDir, statePaths } from './state-dir.ts';
 
 /*
@@ -33,7 +33,6 @@ async function main(): Promise<void> {
   const config = readConfig(process.env);
   const paths = statePaths(config.stateDir);
   let cloud: LocalCloud | undefined;
-  let fleet: LocalFleet | undefined;
   let shuttingDown = false;
 
   const shutdown = async (reason: string, exitCode: number) => {
@@ -43,14 +42,14 @@ async function main(): Promise<void> {
     log(`${reason}: stopping`);
     const deadline = setTimeout(() => {
       log(`not stopped within ${SHUTDOWN_DEADLINE_MS / 1000} s, killing the agents`);
+      const fleet = cloud?.controlPlane.fleet;
       for (const instance of fleet?.list() ?? []) {
-        if (instance.state !== 'exited') fleet?.kill(instance.hostId);
+        if (instance.state !== 'exited') void fleet?.kill(instance.hostId);
       }
       setTimeout(() => process.exit(1), 500).unref();
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
     try {
-      await fleet?.stopAll();
       await cloud?.stop();
       log('stopped');
     } catch (error) {
@@ -70,6 +69,24 @@ async function main(): Promise<void> {
       ingest: true,
       withApi: true,
       log,
+      controlPlane: {
+        reconcilePollSeconds: 1,
+        agentHeartbeatSeconds: 60,
+        agentPollSeconds: 2,
+        onAgentExit: (instance, exit) => {
+          if (!exit.requested && !shuttingDown) {
+            log(
+              `agent ${instance.hostId} (pid ${instance.pid}) died: code ${exit.code}, signal ${exit.signal}`,
+            );
+          }
+        },
+        onRunSettled: (outcome) =>
+          log(
+            outcome.status === 'SUCCEEDED'
+              ? `reconcile ${outcome.name} succeeded`
+              : `reconcile ${outcome.name} failed: ${outcome.error}: ${outcome.cause}`,
+          ),
+      },
     });
     const cloudReadyMs = performance.now() - startedAt;
     const { endpoints } = cloud;
@@ -88,40 +105,18 @@ async function main(): Promise<void> {
     await writeFile(paths.endpoints, `${JSON.stringify(published, null, 2)}\n`, { mode: 0o600 });
     await chmod(paths.endpoints, 0o600);
 
-    const runningFleet = new LocalFleet({
-      bucket: endpoints.bucket,
-      s3Endpoint: endpoints.s3,
-      region: endpoints.region,
-      agentsDir: paths.agents,
-      heartbeatSeconds: 60,
-      pollSeconds: 2,
-      onExit: (instance, exit) => {
-        if (!exit.requested && !shuttingDown) {
-          log(
-            `agent ${instance.hostId} (pid ${instance.pid}) died: code ${exit.code}, signal ${exit.signal}; not restarted`,
-          );
-        }
-      },
-    });
-    fleet = runningFleet;
-    const specs = demoHostSpecs(paths.hostSecrets);
-    const registrations = await Promise.all(
-      specs.map(async (spec) => ({
-        spec,
-        outcome: await ensureRegistered({ url: api, token: endpoints.token }, spec),
-      })),
-    );
+    const { controlPlane } = cloud;
+    const resumed = await controlPlane.resumeGroup(DEMO_GROUP);
+    const demo = await applyDemoGroup(cloud.apiHandler);
     if (shuttingDown) return;
-    for (const { spec } of registrations) runningFleet.launch(spec);
     const readyMs = performance.now() - startedAt;
 
-    const reused = registrations.filter((r) => r.outcome === 'reused').length;
     const tokenPath = relative(process.cwd(), paths.token);
     const auth = `-H "Authorization: Bearer $(cat ${tokenPath.startsWith('..') ? paths.token : tokenPath})"`;
     process.stdout.write(
       [
         '',
-        `fleetfold local cloud ready in ${Math.round(cloudReadyMs)} ms; demo fleet of ${specs.length} hosts launched in ${Math.round(readyMs)} ms (${reused} re-used from an earlier run)`,
+        `fleetfold local cloud ready in ${Math.round(cloudReadyMs)} ms; group "${DEMO_GROUP}" ${demo.definition} (definition ${demo.definitionVersion}) and started in ${Math.round(readyMs)} ms${resumed.length ? `, ${resumed.length} hosts resumed from an earlier run` : ''}`,
         `  API        ${api}`,
         `  token      ${endpoints.token}   (also in ${paths.token})`,
         `  S3         ${endpoints.s3}  bucket ${endpoints.bucket} (uploads under snapshots/ notify the ingest queue)`,
@@ -129,18 +124,42 @@ async function main(): Promise<void> {
         `  DynamoDB   ${endpoints.dynamodb}`,
         `  state      ${config.stateDir}   (endpoints in ${paths.endpoints})`,
         '',
-        'try:',
-        `  curl -s ${auth} ${api}/hosts`,
+        'The reconcile loop now brings the demo group up in dependency order (db, media, call-router, lb). Try:',
+        '  npm run fleetfold -- groups',
+        `  npm run fleetfold -- hosts --group ${DEMO_GROUP}`,
+        `  npm run fleetfold -- rollout ${DEMO_GROUP} call-router --version 1.5.0 && npm run fleetfold -- rollout status <id> --watch`,
         `  curl -s ${auth} "${api}/hosts?role=media&format=xml"`,
-        `  curl -s ${auth} ${api}/hosts/${specs[0]?.hostId}/history`,
         '',
         'Ctrl-C stops everything; data stays in the state folder for the next start.',
         '',
       ].join('\n'),
     );
+    void reportLoadBalancer(cloud, () => shuttingDown);
   } catch (error) {
     log('start failed', error);
     await shutdown('start failed', 1);
+  }
+}
+
+/** Prints where the demo load balancer answers once its host reports the port it listens on. */
+async function reportLoadBalancer(cloud: LocalCloud, stopped: () => boolean): Promise<void> {
+  const startedAt = Date.now();
+  const deadline = Date.now() + 120_000;
+  while (!stopped() && Date.now() < deadline) {
+    const response = await cloud.apiHandler(apiEvent('GET', `/hosts/${DEMO_GROUP}-lb-1`));
+    if (response.statusCode === 200) {
+      const host = JSON.parse(response.body) as {
+        observedAt?: string;
+        state?: { software?: Record<string, { port?: number }> };
+      };
+      const port = host.state?.software?.lb?.port;
+      // A port reported before this start belongs to a process that is gone.
+      if (port && host.observedAt && Date.parse(host.observedAt) >= startedAt) {
+        process.stdout.write(`fleetfold: the demo load balancer answers at http://127.0.0.1:${port}/\n`);
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
 

@@ -11,10 +11,13 @@ export type Readiness =
   | { kind: 'drain' }
   | { kind: 'defer'; reason: string };
 
+const READY: Readiness = { kind: 'ready' };
+const DRAIN: Readiness = { kind: 'drain' };
+
 export function readiness(slot: Slot, policy: DrainPolicy, now: number): Readiness {
-  if (slot.liveSessions === 0) return { kind: 'ready' };
-  if (!isDraining(slot)) return { kind: 'drain' };
-  if (!policy.waitForSessions) return { kind: 'ready' };
+  if (slot.liveSessions === 0) return READY;
+  if (!isDraining(slot)) return DRAIN;
+  if (!policy.waitForSessions) return READY;
   const since = slot.actual?.drainingSince;
   const started = since === undefined ? Number.NaN : Date.parse(since);
   // A drain whose start nobody recorded is taken to start now: it may last a full timeout, never less.
@@ -26,7 +29,7 @@ export function readiness(slot: Slot, policy: DrainPolicy, now: number): Readine
       reason: `draining: ${sessions}, drain times out at ${new Date(deadline).toISOString()}`,
     };
   }
-  if (policy.onTimeout === 'proceed') return { kind: 'ready' };
+  if (policy.onTimeout === 'proceed') return READY;
   return {
     kind: 'defer',
     reason: `drain timed out after ${policy.timeoutSeconds}s with ${sessions} (onTimeout: fail)`,

@@ -11,12 +11,16 @@ interface Member {
   slot: Slot;
 }
 
-/** Members sorted by endpoint, as parallel arrays: the upstream list is rebuilt from them after every batch. */
+/**
+ * A balanced service's members sorted by endpoint, as parallel arrays, with whether each is in service now:
+ * kept current for the hosts the plan touches, so rebuilding an upstream list reads no host at all.
+ */
 interface Members {
   endpoints: string[];
-  slots: Slot[];
+  listed: Uint8Array;
   /** Same endpoint as the member before (two hosts reporting one address): listed once. */
-  repeated: boolean[];
+  repeated: Uint8Array;
+  indexOf: Map<Slot, number>;
 }
 
 export class LoadBalancers {
@@ -25,6 +29,7 @@ export class LoadBalancers {
   /** host type → the balanced services it runs (whose membership its hosts change). */
   private readonly balancedServicesOf = new Map<string, string[]>();
   private readonly dirty = new Set<string>();
+  private readonly touchedSlots: Slot[] = [];
 
   constructor(private readonly projection: Projection) {
     const { group } = projection;
@@ -52,10 +57,19 @@ export class LoadBalancers {
         }
       }
       members.sort((a, b) => compare(a.endpoint, b.endpoint) || compare(a.slot.hostId, b.slot.hostId));
+      const listed = new Uint8Array(members.length);
+      const repeated = new Uint8Array(members.length);
+      const indexOf = new Map<Slot, number>();
+      members.forEach((member, i) => {
+        listed[i] = inService(member.slot) ? 1 : 0;
+        repeated[i] = i > 0 && members[i - 1]?.endpoint === member.endpoint ? 1 : 0;
+        indexOf.set(member.slot, i);
+      });
       this.members.set(service, {
         endpoints: members.map((member) => member.endpoint),
-        slots: members.map((member) => member.slot),
-        repeated: members.map((member, i) => i > 0 && members[i - 1]?.endpoint === member.endpoint),
+        listed,
+        repeated,
+        indexOf,
       });
       // The load balancers' desired upstreams may already be stale (a member failed since): check them all once.
       this.dirty.add(service);
@@ -64,7 +78,10 @@ export class LoadBalancers {
 
   /** A host whose service membership may have changed (taken out, put back, drained, terminated). */
   touched(slot: Slot): void {
-    for (const service of this.balancedServicesOf.get(slot.hostType) ?? []) this.dirty.add(service);
+    const services = this.balancedServicesOf.get(slot.hostType);
+    if (!services) return;
+    for (const service of services) this.dirty.add(service);
+    this.touchedSlots.push(slot);
   }
 
   /** A load balancer launched by the plan: it gets its upstreams like any other. */
@@ -80,17 +97,30 @@ export class LoadBalancers {
 
   /** Healthy, non-draining members' endpoints, sorted and without duplicates. */
   upstreams(service: string): string[] {
+    this.refresh();
     const members = this.members.get(service);
     if (!members) return [];
-    const { endpoints, slots, repeated } = members;
+    const { endpoints, listed, repeated } = members;
     const list: string[] = [];
-    let previousListed = false;
+    let previousListed = 0;
     for (let i = 0; i < endpoints.length; i += 1) {
-      const listed = inService(slots[i] as Slot);
-      if (listed && !(repeated[i] && previousListed)) list.push(endpoints[i] as string);
-      previousListed = repeated[i] ? previousListed || listed : listed;
+      const now = listed[i] as number;
+      if (now && !(repeated[i] && previousListed)) list.push(endpoints[i] as string);
+      previousListed = repeated[i] ? previousListed | now : now;
     }
+    produced.add(list);
     return list;
+  }
+
+  private refresh(): void {
+    for (const slot of this.touchedSlots) {
+      for (const service of this.balancedServicesOf.get(slot.hostType) ?? []) {
+        const members = this.members.get(service);
+        const index = members?.indexOf.get(slot);
+        if (members && index !== undefined) members.listed[index] = inService(slot) ? 1 : 0;
+      }
+    }
+    this.touchedSlots.length = 0;
   }
 
   /** Gives every load balancer whose members changed since the last flush its new upstreams, in `wave`. */
@@ -134,6 +164,9 @@ function endpointOf(slot: Slot, service: string): string | undefined {
   return address !== undefined && port !== undefined ? `${address}:${port}` : undefined;
 }
 
+/** Upstream lists this module built: sorted already, so a difference in order is a difference. */
+const produced = new WeakSet<readonly string[]>();
+
 /**
  * `next` is sorted and unique. The current list is usually one the planner produced (so sorted) and is compared
  * in one pass; only a list from elsewhere that is out of order gets sorted.
@@ -143,6 +176,7 @@ function sameList(current: readonly string[] | undefined, next: readonly string[
   if (list === next) return true;
   if (list.length !== next.length) return false;
   if (list.every((endpoint, i) => endpoint === next[i])) return true;
+  if (produced.has(list)) return false;
   if (list.every((endpoint, i) => i === 0 || compare(list[i - 1] as string, endpoint) <= 0)) return false;
   const sorted = [...list].sort(compare);
   return sorted.every((endpoint, i) => endpoint === next[i]);

@@ -46,27 +46,44 @@ const OUT_OF_SERVICE: ReadonlySet<HostStatus> = new Set(['failed', 'draining', '
 export class Projection {
   /** Actual hosts, sorted by id so nothing depends on the order the caller listed them in. */
   readonly slots: Slot[];
-  readonly launched: Slot[] = [];
-  private readonly taken: Set<string>;
+  private readonly launchedIds = new Set<string>();
   private readonly nextOrdinal = new Map<string, number>();
-  readonly unknownTypeLevel: number;
+  private readonly unknownTypeLevel: number;
 
   constructor(
     readonly group: CompiledGroup,
     hosts: readonly ActualHost[],
-    desired: Readonly<Record<string, DesiredHostState>>,
+    private readonly desired: Readonly<Record<string, DesiredHostState>>,
     private readonly newHostId: (hostType: string, ordinal: number) => string,
   ) {
     this.unknownTypeLevel = Math.max(-1, ...Object.values(group.hostTypes).map((type) => type.level)) + 1;
     this.slots = sortedById(hosts).map((host) => this.slotOf(host, desired[host.hostId]));
-    // Ids of hosts terminated long ago still have desired documents: a launch must not reuse one, or an
-    // idempotent launch keyed on (host, version) would find the old instance.
-    this.taken = new Set(Object.keys(desired));
     for (const host of hosts) {
-      this.taken.add(host.hostId);
       // Ordinals start past the type's current hosts, so a fleet named type-1…type-n finds a free id at once.
       this.nextOrdinal.set(host.hostType, (this.nextOrdinal.get(host.hostType) ?? 1) + 1);
     }
+  }
+
+  /**
+   * Ids of hosts terminated long ago still have desired documents: a launch must not reuse one, or an
+   * idempotent launch keyed on (host, version) would find the old instance.
+   */
+  private isTaken(hostId: string): boolean {
+    return Object.hasOwn(this.desired, hostId) || this.launchedIds.has(hostId) || this.hasSlot(hostId);
+  }
+
+  /** Binary search: the slots are sorted by id. */
+  private hasSlot(hostId: string): boolean {
+    let low = 0;
+    let high = this.slots.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const id = (this.slots[middle] as Slot).hostId;
+      if (id === hostId) return true;
+      if (id < hostId) low = middle + 1;
+      else high = middle - 1;
+    }
+    return false;
   }
 
   typeOf(slot: { hostType: string }): CompiledHostType | undefined {
@@ -96,18 +113,17 @@ export class Projection {
       outAtStart: false,
       liveSessions: 0,
     };
-    this.launched.push(slot);
     return slot;
   }
 
   private freshId(hostType: string): string {
     let ordinal = this.nextOrdinal.get(hostType) ?? 1;
     let hostId = this.newHostId(hostType, ordinal);
-    while (this.taken.has(hostId)) {
+    while (this.isTaken(hostId)) {
       ordinal += 1;
       hostId = this.newHostId(hostType, ordinal);
     }
-    this.taken.add(hostId);
+    this.launchedIds.add(hostId);
     this.nextOrdinal.set(hostType, ordinal + 1);
     return hostId;
   }

@@ -314,30 +314,33 @@ function rolloutTargets(context: Context, rollout: PlanRollout, leaving: Readonl
       !leaving.has(slot) &&
       (slot.status === 'running' || slot.status === 'draining'),
   );
-  const slotById = new Map(candidates.map((slot) => [slot.hostId, slot]));
   const target = (slot: Slot) =>
     targetSpec(
       slot.state.services[rollout.service] ?? projection.typeOf(slot)?.services[rollout.service],
       rollout,
     );
-  const atTarget = (slot: Slot) => sameSpec(slot.state.services[rollout.service], target(slot));
+  const atTarget = (slot: Slot) => {
+    const current = slot.state.services[rollout.service];
+    if (!current) return false;
+    if (rollout.version !== undefined && current.version !== rollout.version) return false;
+    return Object.entries(rollout.config ?? {}).every(([key, value]) => current.config?.[key] === value);
+  };
 
   const selector = parseSelector(rollout.select ?? 'all');
-  const preferred = selectHosts(
-    { filters: selector.filters, sizes: [] },
-    candidates.map((slot) => selectable(slot, rollout.service)),
-    rollout.service,
-  ).map((host) => slotById.get(host.hostId) as Slot);
+  const hosts = candidates.map((slot) => Object.assign(selectable(slot, rollout.service), { slot }));
+  // selectHosts hands back the very objects it was given, sorted by preference: each still knows its slot.
+  const preferred = (
+    selectHosts({ filters: selector.filters, sizes: [] }, hosts, rollout.service) as typeof hosts
+  ).map((host) => host.slot);
   // Hosts already done (then those drained for it) count first, so "20%" stays the same 20% from one
   // reconcile to the next instead of drifting with load.
-  const rank = (slot: Slot) => (atTarget(slot) ? 0 : isDraining(slot) ? 1 : 2);
-  const ranked = preferred.map((slot, order) => ({ slot, order, rank: rank(slot) }));
-  ranked.sort((a, b) => a.rank - b.rank || a.order - b.order);
-  const chosen = ranked.slice(0, selectorSize(selector, ranked.length));
-  const targets = chosen
-    .filter((entry) => entry.rank > 0)
-    .sort((a, b) => a.slot.level - b.slot.level || a.order - b.order)
-    .map((entry) => entry.slot);
+  const done: Slot[] = [];
+  const drained: Slot[] = [];
+  const others: Slot[] = [];
+  for (const slot of preferred) (atTarget(slot) ? done : isDraining(slot) ? drained : others).push(slot);
+  const chosen = [...done, ...drained, ...others].slice(0, selectorSize(selector, preferred.length));
+  // Dependencies before dependents; the sort is stable, so the order of preference holds within a level.
+  const targets = chosen.slice(done.length).sort((a, b) => a.level - b.level);
   return { targets, target };
 }
 
@@ -402,14 +405,6 @@ function targetSpec(current: ServiceSpec | undefined, rollout: PlanRollout): Ser
   const version = rollout.version ?? base.version;
   if (rollout.config === undefined) return { ...base, version };
   return { ...base, version, config: { ...base.config, ...rollout.config } };
-}
-
-function sameSpec(current: ServiceSpec | undefined, target: ServiceSpec): boolean {
-  if (!current || current.version !== target.version) return false;
-  const a = current.config ?? {};
-  const b = target.config ?? {};
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }
 
 /* ───────────── Helpers ───────────── */

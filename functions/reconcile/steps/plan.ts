@@ -73,7 +73,8 @@ export async function planStep(
     ? (await deps.documents.get<Rollout>('rollout', request.rolloutId))?.body
     : undefined;
   const planId = planIdFor(request.group, executionName, now);
-  const pollSeconds = deps.settings.pollSeconds;
+  // The Wait state's SecondsPath takes whole seconds only.
+  const pollSeconds = Math.max(0, Math.ceil(deps.settings.pollSeconds));
   const { rollout: rolloutPolicy, drain } = group.compiled.configuration;
   const deadlineSeconds = Math.max(
     rolloutPolicy.convergenceTimeoutSeconds,

@@ -1,0 +1,248 @@
+import { describe, expect, it } from 'vitest';
+import { createReconcileHandler, type PlanRef } from '../functions/reconcile/handler.ts';
+import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
+import type { CheckResult } from '../functions/reconcile/steps/types.ts';
+import { compileGroup, parseGroupDefinition } from '../shared/groups/compile.ts';
+import type { DesiredHostState, Plan, Rollout } from '../shared/groups/model.ts';
+import type { FleetPort, StatePublisher } from '../shared/groups/ports.ts';
+import type { HostRecord } from '../shared/ports.ts';
+import type { HostStatus } from '../shared/schemas.ts';
+import { machineState, registeredHost } from './support/fixtures.ts';
+import { MemoryDocumentStore, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
+
+/*
+ * The Check step on its own: given hosts reporting this or that, when the wave is checked at some time,
+ * then it is converged, waiting, failed or timed out.
+ */
+
+const APPLIED_AT = Date.parse('2026-11-28T10:00:00.000Z');
+const DEADLINE_SECONDS = 300;
+const DEADLINE = new Date(APPLIED_AT + DEADLINE_SECONDS * 1000).toISOString();
+
+const unusedFleet: FleetPort = {
+  launch: () => Promise.reject(new Error('not expected')),
+  terminate: () => Promise.reject(new Error('not expected')),
+  reboot: () => Promise.reject(new Error('not expected')),
+  describe: async () => [],
+};
+const unusedPublisher: StatePublisher = {
+  ensureInbox: () => Promise.reject(new Error('not expected')),
+  removeInbox: () => Promise.reject(new Error('not expected')),
+  publish: () => Promise.reject(new Error('not expected')),
+};
+
+interface HostReport {
+  hostId: string;
+  status?: HostStatus;
+  applied: number;
+  sessions?: number;
+}
+
+function host(report: HostReport): HostRecord {
+  const status = report.status ?? 'running';
+  const observed = machineState({ status, appliedStateVersion: report.applied });
+  return registeredHost({
+    hostId: report.hostId,
+    status,
+    observed: {
+      ...observed,
+      operational: { dataRefs: [], bands: { load: 0, sessions: { voice: 0, sms: 0, mms: 0, video: 0 } } },
+    },
+    metrics: { load: 0, sessions: { voice: report.sessions ?? 0, sms: 0, mms: 0, video: 0 } },
+  });
+}
+
+async function given(
+  reports: HostReport[],
+  options: { onTimeout?: 'proceed' | 'fail'; rollout?: Rollout['status'] } = {},
+) {
+  const documents = new MemoryDocumentStore();
+  const hosts = new MemoryHostStore();
+  for (const report of reports) await hosts.create(host(report));
+  const definition = parseGroupDefinition(
+    JSON.stringify({
+      name: 'demo',
+      hostTypes: {
+        'call-router': {
+          roles: ['call-router'],
+          instanceType: 'c7g.large',
+          count: 2,
+          services: { 'call-router': { version: '1.4.0' } },
+        },
+      },
+      dependencies: { 'call-router': [] },
+      configuration: {
+        rollout: { wave: '1', surgeFirst: false, convergenceTimeoutSeconds: DEADLINE_SECONDS },
+        drain: { waitForSessions: true, timeoutSeconds: 60, onTimeout: options.onTimeout ?? 'proceed' },
+        disruptionBudget: '1',
+        rules: [],
+      },
+    }),
+    'json',
+  );
+  const at = new Date(APPLIED_AT);
+  await documents.put(
+    'group',
+    'demo',
+    { definition, compiled: compileGroup(definition, 1), running: true, definitionVersion: 1 },
+    0,
+    at,
+  );
+  const plans = new DocumentPlanStore({ documents });
+  const state = { hostId: 'h1' } as DesiredHostState;
+  const plan: Plan = {
+    group: 'demo',
+    waves: [
+      {
+        index: 0,
+        actions: [{ kind: 'assign', hostId: 'h1', state }],
+        disrupted: ['h1', 'h2'],
+        awaits: [
+          { hostId: 'h1', stateVersion: 2 },
+          { hostId: 'h2', stateVersion: 3, drained: true },
+        ],
+      },
+    ],
+    deferred: [],
+  };
+  await plans.save('demo.run', plan, at);
+  if (options.rollout) {
+    const rollout: Rollout = {
+      id: 'r-1',
+      group: 'demo',
+      service: 'call-router',
+      version: '1.5.0',
+      status: options.rollout,
+      createdAt: at.toISOString(),
+      updatedAt: at.toISOString(),
+      waves: [{ index: 0, hosts: ['h1', 'h2'], status: 'running' }],
+      hosts: { done: [], pending: ['h1', 'h2'], failed: [] },
+    };
+    await documents.put('rollout', 'r-1', rollout, 0, at);
+  }
+  const ref: PlanRef = {
+    planId: 'demo.run',
+    group: 'demo',
+    rolloutId: options.rollout ? 'r-1' : null,
+    waves: [0],
+    deadlineSeconds: DEADLINE_SECONDS,
+    pollSeconds: 5,
+  };
+  return {
+    documents,
+    plans,
+    async checkAt(secondsAfterApply: number): Promise<CheckResult> {
+      const handler = createReconcileHandler({
+        events: new MemoryEventStore(),
+        hosts,
+        documents,
+        fleet: unusedFleet,
+        publisher: unusedPublisher,
+        plans,
+        settings: { pollSeconds: 5, secretRef: (id) => id },
+        now: () => new Date(APPLIED_AT + secondsAfterApply * 1000),
+      });
+      return (await handler({ step: 'check', plan: ref, wave: 0, deadline: DEADLINE })) as CheckResult;
+    },
+  };
+}
+
+describe('check step', () => {
+  it('converges when every awaited host reports its state and drained hosts have no sessions', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 2 },
+      { hostId: 'h2', applied: 4 },
+    ]);
+
+    expect((await wave.checkAt(10)).status).toBe('converged');
+    expect([...(await wave.plans.converged('demo.run'))]).toEqual([0]);
+  });
+
+  it('waits while a host has not reported its state yet', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 1 },
+      { hostId: 'h2', applied: 3 },
+    ]);
+
+    expect(await wave.checkAt(10)).toMatchObject({ status: 'waiting', detail: 'waiting for h1' });
+  });
+
+  it('fails the wave when a host goes failed', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 1, status: 'failed' },
+      { hostId: 'h2', applied: 3 },
+    ]);
+
+    expect(await wave.checkAt(10)).toMatchObject({ status: 'failed', detail: 'wave 0: hosts failed: h1' });
+  });
+
+  it('times out a wave that has not converged by its deadline', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 1 },
+      { hostId: 'h2', applied: 3 },
+    ]);
+
+    expect((await wave.checkAt(DEADLINE_SECONDS + 1)).status).toBe('timed-out');
+  });
+
+  it('waits for a drained host to lose its sessions until the drain timeout', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 2 },
+      { hostId: 'h2', applied: 3, sessions: 4 },
+    ]);
+
+    expect((await wave.checkAt(59)).status).toBe('waiting');
+  });
+
+  it('goes ahead after the drain timeout when the policy says proceed', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 2 },
+      { hostId: 'h2', applied: 3, sessions: 4 },
+    ]);
+
+    expect((await wave.checkAt(61)).status).toBe('converged');
+  });
+
+  it('fails the wave after the drain timeout when the policy says fail', async () => {
+    const wave = await given(
+      [
+        { hostId: 'h1', applied: 2 },
+        { hostId: 'h2', applied: 3, sessions: 4 },
+      ],
+      { onTimeout: 'fail' },
+    );
+
+    expect(await wave.checkAt(61)).toMatchObject({ status: 'failed', detail: 'wave 0: hosts failed: h2' });
+  });
+
+  it('holds a paused rollout past its deadline and moves the deadline on', async () => {
+    const wave = await given([{ hostId: 'h1', applied: 1 }], { rollout: 'paused' });
+
+    const result = await wave.checkAt(DEADLINE_SECONDS + 100);
+
+    expect(result.status).toBe('waiting');
+    expect(Date.parse(result.deadline)).toBe(APPLIED_AT + (2 * DEADLINE_SECONDS + 100) * 1000);
+  });
+
+  it('reports an aborted rollout as aborted', async () => {
+    const wave = await given([{ hostId: 'h1', applied: 2 }], { rollout: 'aborted' });
+
+    expect(await wave.checkAt(10)).toMatchObject({ status: 'aborted', detail: 'aborted' });
+  });
+
+  it('records a converged wave of a rollout as done and its hosts as done', async () => {
+    const wave = await given(
+      [
+        { hostId: 'h1', applied: 2 },
+        { hostId: 'h2', applied: 3 },
+      ],
+      { rollout: 'running' },
+    );
+
+    await wave.checkAt(10);
+
+    const rollout = (await wave.documents.get<Rollout>('rollout', 'r-1'))?.body;
+    expect(rollout?.waves[0]?.status).toBe('done');
+    expect(rollout?.hosts).toEqual({ done: ['h1', 'h2'], pending: [], failed: [] });
+  });
+});
