@@ -51,7 +51,7 @@ function randomGroup(g: Gen): CompiledGroup {
       instanceType: 'c7g.medium',
       count: g(fc.integer, { min: 1, max: 2 }),
       services: { lb: { version: '1', port: 8080 } },
-      balances: [g(fc.constantFrom, ...run)],
+      balances: g(fc.subarray, run.sort(), { minLength: 1, maxLength: Math.min(2, run.length) }),
     };
   }
   const definition: GroupDefinition = {

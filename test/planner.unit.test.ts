@@ -109,6 +109,18 @@ describe('planGroup: starting a group', () => {
     expect(actionsOf(plan, 'launch').map((action) => action.hostId)).toEqual(['media-6']);
   });
 
+  it('never reuses the id of a retired host', () => {
+    const state = cluster();
+    const plan = planGroup({
+      ...state,
+      hosts: state.hosts.filter((host) => host.hostId !== 'media-4'),
+      desired: Object.fromEntries(Object.entries(state.desired).filter(([hostId]) => hostId !== 'media-4')),
+      retiredHostIds: ['media-4', 'media-5'],
+    });
+
+    expect(actionsOf(plan, 'launch').map((action) => action.hostId)).toEqual(['media-6']);
+  });
+
   it('waits for dependencies still booting before launching their dependents', () => {
     const state = cluster({ router: 0 });
     const booting = given(state, { 'media-1': { status: 'booting' } });

@@ -24,7 +24,7 @@ export function runBatch(
   prepare?: (wave: WaveWriter) => void,
 ): void {
   if (jobs.length === 0) return;
-  const disrupted = jobs.map((job) => job.slot.hostId).sort();
+  const disrupted = jobs.map((job) => job.slot.hostId);
   for (const job of jobs) {
     job.slot.out = true;
     balancers.touched(job.slot);

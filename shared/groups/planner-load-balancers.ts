@@ -20,7 +20,6 @@ interface Members {
   listed: Uint8Array;
   /** Same endpoint as the member before (two hosts reporting one address): listed once. */
   repeated: Uint8Array;
-  indexOf: Map<Slot, number>;
 }
 
 export class LoadBalancers {
@@ -59,18 +58,15 @@ export class LoadBalancers {
       members.sort((a, b) => compare(a.endpoint, b.endpoint) || compare(a.slot.hostId, b.slot.hostId));
       const listed = new Uint8Array(members.length);
       const repeated = new Uint8Array(members.length);
-      const indexOf = new Map<Slot, number>();
       members.forEach((member, i) => {
         listed[i] = inService(member.slot) ? 1 : 0;
         repeated[i] = i > 0 && members[i - 1]?.endpoint === member.endpoint ? 1 : 0;
-        indexOf.set(member.slot, i);
+        // Positions follow the order of balancedServicesOf(type), which this loop is building right now.
+        const services = this.balancedServicesOf.get(member.slot.hostType) as string[];
+        member.slot.memberAt ??= [];
+        member.slot.memberAt[services.indexOf(service)] = i;
       });
-      this.members.set(service, {
-        endpoints: members.map((member) => member.endpoint),
-        listed,
-        repeated,
-        indexOf,
-      });
+      this.members.set(service, { endpoints: members.map((member) => member.endpoint), listed, repeated });
       // The load balancers' desired upstreams may already be stale (a member failed since): check them all once.
       this.dirty.add(service);
     }
@@ -114,11 +110,15 @@ export class LoadBalancers {
 
   private refresh(): void {
     for (const slot of this.touchedSlots) {
-      for (const service of this.balancedServicesOf.get(slot.hostType) ?? []) {
+      const positions = slot.memberAt;
+      if (!positions) continue;
+      const services = this.balancedServicesOf.get(slot.hostType) ?? [];
+      const listed = inService(slot) ? 1 : 0;
+      services.forEach((service, k) => {
+        const index = positions[k];
         const members = this.members.get(service);
-        const index = members?.indexOf.get(slot);
-        if (members && index !== undefined) members.listed[index] = inService(slot) ? 1 : 0;
-      }
+        if (members && index !== undefined) members.listed[index] = listed;
+      });
     }
     this.touchedSlots.length = 0;
   }

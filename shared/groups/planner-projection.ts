@@ -30,6 +30,10 @@ export interface Slot {
   outAtStart: boolean;
   /** A failed or stopped host serves nothing, whatever it last reported. */
   liveSessions: number;
+  /** Its host type balances services: its states may carry upstreams. */
+  balancer: boolean;
+  /** Where the load balancer bookkeeping keeps it, per balanced service its type runs (see LoadBalancers). */
+  memberAt?: number[];
 }
 
 /** Failed and stopped hosts are replaced; a `stopping` one is on its way somewhere and left to get there. */
@@ -47,6 +51,7 @@ export class Projection {
   /** Actual hosts, sorted by id so nothing depends on the order the caller listed them in. */
   readonly slots: Slot[];
   private readonly launchedIds = new Set<string>();
+  private readonly retired: ReadonlySet<string>;
   private readonly nextOrdinal = new Map<string, number>();
   private readonly unknownTypeLevel: number;
 
@@ -55,7 +60,9 @@ export class Projection {
     hosts: readonly ActualHost[],
     private readonly desired: Readonly<Record<string, DesiredHostState>>,
     private readonly newHostId: (hostType: string, ordinal: number) => string,
+    retired: Iterable<string> = [],
   ) {
+    this.retired = new Set(retired);
     this.unknownTypeLevel = Math.max(-1, ...Object.values(group.hostTypes).map((type) => type.level)) + 1;
     this.slots = sortedById(hosts).map((host) => this.slotOf(host, desired[host.hostId]));
     for (const host of hosts) {
@@ -69,7 +76,12 @@ export class Projection {
    * idempotent launch keyed on (host, version) would find the old instance.
    */
   private isTaken(hostId: string): boolean {
-    return Object.hasOwn(this.desired, hostId) || this.launchedIds.has(hostId) || this.hasSlot(hostId);
+    return (
+      Object.hasOwn(this.desired, hostId) ||
+      this.retired.has(hostId) ||
+      this.launchedIds.has(hostId) ||
+      this.hasSlot(hostId)
+    );
   }
 
   /** Binary search: the slots are sorted by id. */
@@ -112,6 +124,7 @@ export class Projection {
       gone: false,
       outAtStart: false,
       liveSessions: 0,
+      balancer: (hostType.balances?.length ?? 0) > 0,
     };
     return slot;
   }
@@ -143,6 +156,7 @@ export class Projection {
       gone: false,
       outAtStart: OUT_OF_SERVICE.has(status) || state.mode === 'draining',
       liveSessions: status === 'failed' || status === 'stopped' ? 0 : host.liveSessions,
+      balancer: (type?.balances?.length ?? 0) > 0,
     };
   }
 

@@ -13,7 +13,7 @@ export class WaveWriter {
   readonly actions: Action[] = [];
   readonly awaits: Await[] = [];
   disrupted: string[] = [];
-  /** The action of this wave carrying a host's new state, so a load balancer change can ride along on it. */
+  /** The action of this wave carrying a balancer's new state, so an upstream change can ride along on it. */
   private readonly carriers = new Map<string, StatefulAction>();
 
   launch(slot: Slot, replaces?: string): void {
@@ -65,13 +65,27 @@ export class WaveWriter {
 
   private carry(slot: Slot, action: StatefulAction): void {
     this.actions.push(action);
-    this.carriers.set(slot.hostId, action);
+    if (slot.balancer) this.carriers.set(slot.hostId, action);
     this.awaits.push({ hostId: slot.hostId, stateVersion: action.state.stateVersion });
   }
 }
 
-function next(state: DesiredHostState, change: Partial<DesiredHostState>): DesiredHostState {
-  return { ...state, ...change, stateVersion: state.stateVersion + 1 };
+/** The state after `state` (one version up); written out field by field, as it runs once per host changed. */
+function next(
+  state: DesiredHostState,
+  change: Partial<Pick<DesiredHostState, 'services' | 'mode' | 'upstreams'>>,
+): DesiredHostState {
+  const upstreams = change.upstreams ?? state.upstreams;
+  return {
+    hostId: state.hostId,
+    group: state.group,
+    hostType: state.hostType,
+    stateVersion: state.stateVersion + 1,
+    services: change.services ?? state.services,
+    config: state.config,
+    ...(upstreams === undefined ? {} : { upstreams }),
+    mode: change.mode ?? state.mode,
+  };
 }
 
 export class PlanWriter {

@@ -49,6 +49,8 @@ export interface PlanInput {
   now: string;
   /** Id of a new host; ordinals start past the type's current host count and skip ids already taken. */
   newHostId: (hostType: string, ordinal: number) => string;
+  /** Ids of hosts gone since (e.g. terminated instances) that a new host must not take either. */
+  retiredHostIds?: Iterable<string>;
 }
 
 interface Context {
@@ -63,7 +65,13 @@ interface Context {
 export function planGroup(input: PlanInput): Plan {
   const now = Date.parse(input.now);
   if (Number.isNaN(now)) throw new ValidationError(`now is not a time: ${input.now}`, { now: input.now });
-  const projection = new Projection(input.group, input.hosts, input.desired, input.newHostId);
+  const projection = new Projection(
+    input.group,
+    input.hosts,
+    input.desired,
+    input.newHostId,
+    input.retiredHostIds,
+  );
   const balancers = new LoadBalancers(projection);
   const context: Context = {
     group: input.group,
@@ -120,8 +128,8 @@ function planRunning(context: Context, rollout: PlanRollout | undefined): void {
   const change = rollout ? rolloutTargets(context, rollout, leaving) : undefined;
   const budget = disruptionBudget(context);
 
-  const busy = new Set([...leaving, ...(change?.targets ?? [])]);
-  const restore = projection.slots.filter((slot) => !busy.has(slot) && drainingForNothing(slot));
+  const restore = new Set(projection.slots.filter(drainingForNothing));
+  for (const slot of [...leaving, ...(change?.drainingTargets ?? [])]) restore.delete(slot);
   context.plan.wave((wave) => {
     for (const slot of restore) wave.assign(slot, slot.state.services);
   });
@@ -293,6 +301,8 @@ function scaleIn(context: Context, surplus: Capacity['surplus'], budget: Budget)
 interface Change {
   /** Chosen hosts not at the target yet, dependency level first, then as the selector preferred them. */
   targets: Slot[];
+  /** The targets already draining (the only ones a plan might otherwise put back into service). */
+  drainingTargets: Slot[];
   target: (slot: Slot) => ServiceSpec;
 }
 
@@ -341,7 +351,7 @@ function rolloutTargets(context: Context, rollout: PlanRollout, leaving: Readonl
   const chosen = [...done, ...drained, ...others].slice(0, selectorSize(selector, preferred.length));
   // Dependencies before dependents; the sort is stable, so the order of preference holds within a level.
   const targets = chosen.slice(done.length).sort((a, b) => a.level - b.level);
-  return { targets, target };
+  return { targets, drainingTargets: chosen.slice(done.length, done.length + drained.length), target };
 }
 
 function roll(context: Context, rollout: PlanRollout, change: Change, budget: Budget): void {
