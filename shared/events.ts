@@ -13,7 +13,17 @@ export interface StateObserved {
   data: { seq: number; observedAt: string; changes: Change[] };
 }
 
-export type HostEvent = HostRegistered | StateObserved;
+/**
+ * The host's instance is gone (a process or EC2 instance that ended). `status` is what the host now is:
+ * 'failed' when it died unasked, 'stopped' when the reconcile meant it to go. A later StateObserved (the
+ * same host id running again) supersedes it.
+ */
+export interface InstanceTerminated {
+  type: 'InstanceTerminated';
+  data: { instanceId: string; reason: string; status: 'failed' | 'stopped'; at: string };
+}
+
+export type HostEvent = HostRegistered | StateObserved | InstanceTerminated;
 export type HostEventType = HostEvent['type'];
 
 /** Every event any stream holds: host streams hold HostEvents, group streams GroupEvents. */

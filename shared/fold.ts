@@ -1,5 +1,5 @@
 import { applyChanges } from './diff.ts';
-import type { HostEvent, RecordedEvent } from './events.ts';
+import type { HostEvent, InstanceTerminated, RecordedEvent } from './events.ts';
 import type { TrackedState } from './metrics.ts';
 import type { HostStatus } from './schemas.ts';
 
@@ -17,9 +17,12 @@ export interface HostState {
   observedAt?: string;
   /** Undefined until the first snapshot arrives. */
   observed?: TrackedState;
+  /** Set when the host's instance ended; `afterSeq` = lastChangeSeq then, so a later observation outranks it. */
+  terminated?: InstanceTerminated['data'] & { afterSeq: number };
 }
 
 export function statusOf(host: HostState): HostStatus {
+  if (host.terminated && host.terminated.afterSeq >= host.lastChangeSeq) return host.terminated.status;
   return host.observed?.status ?? 'pending';
 }
 
@@ -41,6 +44,9 @@ function apply(state: HostState | undefined, event: HostEvent): HostState {
         observed: applyChanges(state.observed ?? ({} as TrackedState), event.data.changes),
       };
     }
+    case 'InstanceTerminated':
+      if (!state) throw new Error('InstanceTerminated before HostRegistered: the stream is corrupt');
+      return { ...state, terminated: { ...event.data, afterSeq: state.lastChangeSeq } };
   }
 }
 

@@ -10,8 +10,10 @@ import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/ada
 import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
+import { hostStream } from '../shared/events.ts';
 import { compileGroup, parseGroupDefinition } from '../shared/groups/compile.ts';
 import { type GroupEvent, groupStream } from '../shared/groups/events.ts';
+import { etagOf, GroupService } from '../shared/groups/group-service.ts';
 import type { DesiredHostState, GroupDefinition, Rollout } from '../shared/groups/model.ts';
 import type {
   DocumentStore,
@@ -23,6 +25,7 @@ import type {
 } from '../shared/groups/ports.ts';
 import type { HostRecord, HostStore } from '../shared/ports.ts';
 import type { HostStatus } from '../shared/schemas.ts';
+import { RecordingReconcileStarter } from './support/memory-stores.ts';
 
 /*
  * The real ASL (as CDK synthesizes it) runs in aws-local-stepfunctions against the real reconcile handler,
@@ -115,6 +118,13 @@ class RecordingFleet implements FleetPort {
 
   async describe(group: string): Promise<FleetInstance[]> {
     return [...this.#instances.values()].filter((instance) => instance.group === group);
+  }
+
+  /** The instance dies by itself: nobody asked the fleet to terminate it. */
+  crash(hostId: string): void {
+    const instance = this.#instances.get(hostId);
+    if (!instance) throw new Error(`no instance of ${hostId}`);
+    instance.state = 'terminated';
   }
 
   instancesOf(group: string): number {
@@ -261,6 +271,8 @@ function harness(
     failsOn?: (state: DesiredHostState) => boolean;
     /** Wraps each invocation, e.g. to make one fail after it did its work. */
     around?: (event: ReconcileEvent, invoke: () => Promise<unknown>) => Promise<unknown>;
+    /** The reconcile's clock; default the real one. */
+    now?: () => Date;
   } = {},
 ): Harness {
   const fleet = new RecordingFleet(hosts);
@@ -273,7 +285,7 @@ function harness(
     publisher: hostsDouble,
     plans: new DocumentPlanStore({ documents }),
     settings: { pollSeconds: 0, secretRef: (hostId) => `/fleetfold/test/${hostId}` },
-    now: () => new Date(),
+    now: options.now ?? (() => new Date()),
   });
   const invocations: ReconcileEvent[] = [];
   const starter = localReconcileStarter(
@@ -539,5 +551,216 @@ describe('reconcile on the synthesized state machine', () => {
           : event.type,
     );
     expect(recorded).toEqual(['status:running', 'status:aborted', 'alarm:rollout-aborted']);
+  });
+});
+
+/** The api's group service over the same stores; its reconcile starter is a double the test reads. */
+function groupService(now: () => Date = () => new Date()) {
+  const starter = new RecordingReconcileStarter();
+  let ids = 0;
+  const service = new GroupService({
+    events,
+    documents,
+    reconcile: starter,
+    now,
+    newId: () => `t${++ids}`,
+  });
+  return { service, starter };
+}
+
+async function mediaHosts(group: string) {
+  return (await hosts.list({ group }, 100)).hosts.filter((host) => host.hostType === 'media');
+}
+
+describe('the group after a rollout', () => {
+  it('makes a succeeded rollout the group version: a host launched later runs it, the next reconcile plans nothing', async () => {
+    const { service } = groupService();
+    await service.defineGroup('adopt', JSON.stringify(definition('adopt', 2)), 'json');
+    await service.startGroup('adopt');
+    const h = harness();
+    expect((await h.run('adopt', 'group-adopt-start-1')).status).toBe('SUCCEEDED');
+    const { rollout } = await service.requestRollout('adopt', { service: 'media', version: '2.2.0' });
+    expect((await h.run('adopt', `rollout-${rollout.id}`, rollout.id)).status).toBe('SUCCEEDED');
+
+    const group = await service.getGroup('adopt');
+    expect(group.body.definition.hostTypes.media?.services.media?.version).toBe('2.2.0');
+    expect(group.body.compiled.hostTypes.media?.services.media?.version).toBe('2.2.0');
+    const defined = (await groupEvents('adopt')).filter((event) => event.type === 'GroupDefined');
+    expect(defined).toHaveLength(2);
+    expect(defined[1]?.data).toMatchObject({ rolloutId: rollout.id });
+    expect(group.body.definitionVersion).toBe(defined[1]?.version);
+
+    const invocationsBefore = h.invocations.length;
+    const publishedBefore = h.hostsDouble.published.length;
+    expect((await h.run('adopt', 'adopt-again-1')).status).toBe('SUCCEEDED');
+    expect(h.invocations.slice(invocationsBefore).map((event) => event.step)).not.toContain('apply');
+    expect(h.hostsDouble.published).toHaveLength(publishedBefore);
+
+    // Scale out as an operator would: the definition as it now stands, guarded by its ETag.
+    const scaled = structuredClone(group.body.definition);
+    if (scaled.hostTypes.media) scaled.hostTypes.media.count = 3;
+    await service.defineGroup('adopt', JSON.stringify(scaled), 'json', {
+      ifMatch: etagOf(group.body.definitionVersion),
+    });
+    const launchesBefore = h.fleet.launches.length;
+    expect((await h.run('adopt', 'adopt-scale-1')).status).toBe('SUCCEEDED');
+
+    const launched = h.fleet.launches.slice(launchesBefore);
+    expect(launched.map((launch) => launch.hostType)).toEqual(['media']);
+    expect((await desiredOf(launched[0]?.hostId ?? ''))?.services.media?.version).toBe('2.2.0');
+    const media = await mediaHosts('adopt');
+    expect(media).toHaveLength(3);
+    for (const host of media) expect(host.observed?.software.media?.version).toBe('2.2.0');
+  });
+
+  it('leaves the definition as it was after a rolled-back rollout', async () => {
+    const { service } = groupService();
+    await service.defineGroup('kept', JSON.stringify(definition('kept', 2)), 'json');
+    await service.startGroup('kept');
+    const h = harness({ failsOn: (state) => state.services.media?.version === '9.9.9-bad' });
+    expect((await h.run('kept', 'group-kept-start-1')).status).toBe('SUCCEEDED');
+    const { rollout } = await service.requestRollout('kept', { service: 'media', version: '9.9.9-bad' });
+
+    expect((await h.run('kept', `rollout-${rollout.id}`, rollout.id)).status).toBe('FAILED');
+
+    const group = await service.getGroup('kept');
+    expect(group.body.definitionVersion).toBe(1);
+    expect(group.body.definition.hostTypes.media?.services.media?.version).toBe('2.1.0');
+    expect((await groupEvents('kept')).filter((event) => event.type === 'GroupDefined')).toHaveLength(1);
+  });
+
+  it('resumes a rollout paused while its run waits at the check without starting a second run', async () => {
+    // The run and the resume happen a minute after the request: only the run's own renewals, not the grace
+    // the request gave its first run, can tell the resume that the run still waits.
+    // While paused, 20 s pass between two checks: beyond what the Plan step wrote, only the checks' renewals
+    // keep the run's word alive.
+    let offset = 60_000;
+    const later = () => new Date(Date.now() + offset);
+    const { service, starter } = groupService();
+    const { service: operatorLater, starter: operatorStarter } = groupService(later);
+    await service.defineGroup('resumed', JSON.stringify(definition('resumed', 4)), 'json');
+    await service.startGroup('resumed');
+    let rolloutId: string | undefined;
+    let checksWhilePaused = 0;
+    let paused = false;
+    const h = harness({
+      around: async (event, invoke) => {
+        if (paused && event.step === 'check') offset += 20_000;
+        const result = await invoke();
+        if (rolloutId && event.step === 'apply' && event.wave === 0 && !paused && checksWhilePaused === 0) {
+          await operatorLater.commandRollout(rolloutId, 'pause');
+          paused = true;
+        }
+        if (rolloutId && paused && event.step === 'check' && ++checksWhilePaused === 3) {
+          const resumed = await operatorLater.commandRollout(rolloutId, 'resume');
+          expect(resumed.executionId).toBeUndefined();
+          paused = false;
+        }
+        return result;
+      },
+      now: later,
+    });
+    expect((await h.run('resumed', 'group-resumed-start-1')).status).toBe('SUCCEEDED');
+    const { rollout } = await service.requestRollout('resumed', { service: 'media', version: '2.2.0' });
+    const requestsBefore = starter.requests.length;
+    rolloutId = rollout.id;
+
+    const outcome = await h.run('resumed', `rollout-${rollout.id}`, rollout.id);
+
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(checksWhilePaused).toBe(3);
+    expect(starter.requests.slice(requestsBefore)).toEqual([]);
+    expect(operatorStarter.requests).toEqual([]);
+    const stored = (await documents.get<Rollout>('rollout', rollout.id))?.body;
+    expect(stored?.status).toBe('succeeded');
+    // The run renewed its word at each step, so a resume later than the first run's grace would trust it too.
+    expect(Date.parse(stored?.runAliveUntil ?? '')).toBeGreaterThan(Date.parse(rollout.runAliveUntil ?? ''));
+  });
+});
+
+describe('a host whose instance died', () => {
+  async function crashAndReconcile(h: Harness, group: string, victim: string, run: number) {
+    h.fleet.crash(victim);
+    const outcome = await h.run(group, `host-${victim}-exit-${run}`);
+    expect(outcome.status).toBe('SUCCEEDED');
+  }
+
+  it('is recorded failed, shown failed, and replaced on the version the group runs', async () => {
+    await defineRunningGroup('crash', 2);
+    const h = harness();
+    expect((await h.run('crash', 'group-crash-start-1')).status).toBe('SUCCEEDED');
+    const victim = h.fleet.launches.find((launch) => launch.hostType === 'media')?.hostId ?? '';
+    const launchesBefore = h.fleet.launches.length;
+
+    await crashAndReconcile(h, 'crash', victim, 1);
+
+    const record = await hosts.get(victim);
+    expect(record?.status).toBe('failed');
+    expect((await hosts.list({ group: 'crash', status: 'failed' }, 100)).hosts.map((h) => h.hostId)).toEqual([
+      victim,
+    ]);
+    const terminated = (await events.read(hostStream(victim))).events.filter(
+      (event) => event.type === 'InstanceTerminated',
+    );
+    expect(terminated).toHaveLength(1);
+    expect(terminated[0]?.data).toMatchObject({
+      status: 'failed',
+      instanceId: `i-${victim}-${1 + h.fleet.launches.findIndex((l) => l.hostId === victim)}`,
+    });
+    const replacements = h.fleet.launches.slice(launchesBefore);
+    expect(replacements.map((launch) => launch.hostType)).toEqual(['media']);
+    expect(replacements[0]?.hostId).not.toBe(victim);
+    expect(h.fleet.instancesOf('crash')).toBe(6);
+    const live = (await mediaHosts('crash')).filter((host) => host.status === 'running');
+    expect(live).toHaveLength(2);
+
+    // Reconciling again records nothing twice and launches nothing more.
+    const launchesAfter = h.fleet.launches.length;
+    expect((await h.run('crash', 'crash-again-1')).status).toBe('SUCCEEDED');
+    expect(
+      (await events.read(hostStream(victim))).events.filter((event) => event.type === 'InstanceTerminated'),
+    ).toHaveLength(1);
+    expect(h.fleet.launches).toHaveLength(launchesAfter);
+  });
+
+  it('is recorded stopped, not failed, when the reconcile itself terminated it', async () => {
+    const { service } = groupService();
+    await service.defineGroup('shrink', JSON.stringify(definition('shrink', 3)), 'json');
+    await service.startGroup('shrink');
+    const h = harness();
+    expect((await h.run('shrink', 'group-shrink-start-1')).status).toBe('SUCCEEDED');
+    const group = await service.getGroup('shrink');
+    const smaller = structuredClone(group.body.definition);
+    if (smaller.hostTypes.media) smaller.hostTypes.media.count = 2;
+    await service.defineGroup('shrink', JSON.stringify(smaller), 'json');
+
+    expect((await h.run('shrink', 'group-shrink-def-2')).status).toBe('SUCCEEDED');
+
+    expect(h.fleet.terminations).toHaveLength(1);
+    const gone = await hosts.get(h.fleet.terminations[0] ?? '');
+    expect(gone?.status).toBe('stopped');
+    expect(gone?.terminated).toMatchObject({ status: 'stopped' });
+  });
+
+  it('raises one alarm when three hosts of a type died within ten minutes', async () => {
+    await defineRunningGroup('flaky', 4);
+    const h = harness();
+    expect((await h.run('flaky', 'group-flaky-start-1')).status).toBe('SUCCEEDED');
+    const alarms = async () =>
+      (await groupEvents('flaky')).filter(
+        (event) => event.type === 'AlarmRaised' && event.data.alarm === 'repeated-host-failures',
+      );
+    const victims = h.fleet.launches.filter((launch) => launch.hostType === 'media').map((l) => l.hostId);
+
+    await crashAndReconcile(h, 'flaky', victims[0] ?? '', 1);
+    await crashAndReconcile(h, 'flaky', victims[1] ?? '', 1);
+    expect(await alarms()).toHaveLength(0);
+    await crashAndReconcile(h, 'flaky', victims[2] ?? '', 1);
+    expect((await h.run('flaky', 'flaky-again-1')).status).toBe('SUCCEEDED');
+
+    const raised = await alarms();
+    expect(raised).toHaveLength(1);
+    expect(raised[0]?.data).toMatchObject({ hostIds: victims.slice(0, 3) });
+    expect((await mediaHosts('flaky')).filter((host) => host.status === 'running')).toHaveLength(4);
   });
 });

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type GroupEvent, groupStream } from '../shared/groups/events.ts';
-import type { Rollout, RolloutStatus } from '../shared/groups/model.ts';
+import { groupRecorder } from '../shared/groups/group-service.ts';
+import type { CompiledGroup, GroupDefinition, Rollout, RolloutStatus } from '../shared/groups/model.ts';
 import { DEMO_YAML, type GroupsHarness, groupsHarness } from './support/groups-harness.ts';
 
 let api: GroupsHarness;
@@ -241,9 +242,42 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
     });
   });
 
-  it('resumes a paused rollout and hands it back to the reconcile loop, a new run per resume', async () => {
+  it('resumes a paused rollout whose run still waits at its check without starting a second run', async () => {
     const id = await created();
     await api.request('POST', `/rollouts/${id}/pause`);
+    api.advance(10_000);
+    const resumed = await api.request('POST', `/rollouts/${id}/resume`);
+    expect(resumed.status).toBe(202);
+    expect(resumed.body).toMatchObject({ id, status: 'running' });
+    expect(resumed.body.executionId).toBeUndefined();
+    expect(api.reconcile.requests.filter((request) => request.dedupeKey.includes('-resume-'))).toEqual([]);
+  });
+
+  it('keeps trusting a run that renews its word that it lives, however long the rollout stays paused', async () => {
+    const id = await created();
+    await api.request('POST', `/rollouts/${id}/pause`);
+    api.advance(3_600_000);
+    // Plays the run's check step, which renews runAliveUntil while it waits.
+    const stored = await api.documents.get<Rollout>('rollout', id);
+    if (!stored) throw new Error(`no rollout ${id}`);
+    const renewed = new Date(api.now().getTime() + 20_000).toISOString();
+    await api.documents.put(
+      'rollout',
+      id,
+      { ...stored.body, runAliveUntil: renewed },
+      stored.version,
+      api.now(),
+    );
+    const resumed = await api.request('POST', `/rollouts/${id}/resume`);
+    expect(resumed.status).toBe(202);
+    expect(resumed.body.executionId).toBeUndefined();
+  });
+
+  it('starts a new run on resume once the run of the paused rollout is over, one per resume', async () => {
+    const id = await created();
+    await api.request('POST', `/rollouts/${id}/pause`);
+    // Nothing renewed runAliveUntil past the first run's grace: that run ended (or never began).
+    api.advance(31_000);
     const resumed = await api.request('POST', `/rollouts/${id}/resume`);
     expect(resumed.status).toBe(202);
     expect(resumed.body).toMatchObject({ id, status: 'running', executionId: expect.any(String) });
@@ -324,5 +358,93 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('a succeeded rollout becomes the group definition', () => {
+  async function succeeded(body: Record<string, unknown>): Promise<Rollout> {
+    await runningDemo();
+    const response = await api.postJson('/groups/demo/rollouts', body);
+    expect(response.status).toBe(202);
+    const id = response.body.id as string;
+    await finish(id, 'succeeded');
+    const stored = await api.documents.get<Rollout>('rollout', id);
+    if (!stored) throw new Error(`no rollout ${id}`);
+    return stored.body;
+  }
+
+  function recorder() {
+    return groupRecorder({ events: api.events, documents: api.documents, now: api.now });
+  }
+
+  it('records a whole-group rollout as a GroupDefined naming it, with the new version, and moves the ETag', async () => {
+    const rollout = await succeeded({
+      service: 'media',
+      version: '2.2.0',
+      config: { 'codec.preferred': 'g722' },
+    });
+
+    const outcome = await recorder().recordRolloutSucceeded(rollout);
+
+    expect(outcome).toMatchObject({ recorded: true, adopted: true });
+    const group = await api.request('GET', '/groups/demo');
+    expect(group.headers.etag).toBe(`"${outcome.definitionVersion}"`);
+    expect(group.headers.etag).not.toBe('"1"');
+    const media = (group.body.definition as GroupDefinition).hostTypes.media?.services.media;
+    expect(media).toMatchObject({ version: '2.2.0', config: { 'codec.preferred': 'g722' } });
+    const compiled = (group.body.compiled as CompiledGroup).hostTypes.media?.services.media;
+    expect(compiled?.version).toBe('2.2.0');
+    const tail = (await eventsOf()).slice(-2);
+    expect(tail.map((event) => event.type)).toEqual(['GroupDefined', 'RolloutStatusChanged']);
+    expect(tail[0]).toMatchObject({ version: outcome.definitionVersion, data: { rolloutId: rollout.id } });
+    expect(tail[1]).toMatchObject({ data: { rolloutId: rollout.id, status: 'succeeded' } });
+    // Nothing to bring up: the hosts already run what the definition now says.
+    expect(api.reconcile.requests.filter((request) => request.reason === 'definition-changed')).toEqual([]);
+  });
+
+  it('fails an If-Match on the definition version from before the rollout', async () => {
+    const rollout = await succeeded({ service: 'media', version: '2.2.0' });
+    await recorder().recordRolloutSucceeded(rollout);
+
+    const response = await api.define('demo', DEMO_YAML, { 'If-Match': '"1"' });
+
+    expect(response.status).toBe(412);
+  });
+
+  it('records it once: a retried Finish neither appends again nor overwrites a later definition', async () => {
+    const rollout = await succeeded({ service: 'media', version: '2.2.0' });
+    await recorder().recordRolloutSucceeded(rollout);
+    expect((await api.define('demo', DEMO_YAML)).status).toBe(200);
+    const before = await eventsOf();
+
+    const again = await recorder().recordRolloutSucceeded(rollout);
+
+    expect(again).toEqual({ recorded: false, adopted: false });
+    expect(await eventsOf()).toHaveLength(before.length);
+    const media = (await api.request('GET', '/groups/demo')).body.definition as GroupDefinition;
+    expect(media.hostTypes.media?.services.media?.version).not.toBe('2.2.0');
+  });
+
+  it('keeps the definition after a canary that reached only some hosts', async () => {
+    const rollout = await succeeded({ service: 'media', version: '2.2.0', select: '1' });
+
+    const outcome = await recorder().recordRolloutSucceeded(rollout);
+
+    expect(outcome).toMatchObject({ recorded: true, adopted: false });
+    expect((await api.request('GET', '/groups/demo')).headers.etag).toBe('"1"');
+    expect((await eventsOf()).at(-1)).toMatchObject({
+      type: 'RolloutStatusChanged',
+      data: { status: 'succeeded' },
+    });
+  });
+
+  it('frees the group for the next rollout, whose previous version is the adopted one', async () => {
+    const rollout = await succeeded({ service: 'media', version: '2.2.0' });
+    await recorder().recordRolloutSucceeded(rollout);
+
+    const next = await api.postJson('/groups/demo/rollouts', { service: 'media', version: '2.3.0' });
+
+    expect(next.status).toBe(202);
+    expect(next.body.previousVersion).toBe('2.2.0');
   });
 });

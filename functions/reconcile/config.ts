@@ -9,6 +9,12 @@ export interface ReconcileFunctionConfig {
   pollSeconds: number;
   /** SSM parameter name prefix under which each host's secret is kept: `<prefix><hostId>`. */
   secretParameterPrefix: string;
+  /** KMS key the secret parameters are encrypted with. */
+  secretParameterKeyArn: string;
+  /** `arn:<partition>:ec2:<region>:<account>:instance/`, for the tag naming the one instance that may read a secret. */
+  hostInstanceArnPrefix: string;
+  /** The symmetric key host secrets are encrypted with in the hosts table (as the api does). */
+  secretsKeyId: string;
   /** One ARN per state topic shard, shard n at index n. */
   stateTopicArns: string[];
   signingKeyArn: string;
@@ -38,11 +44,16 @@ function optional(env: Env, name: string): Record<string, string> {
 export function loadReconcileConfig(env: Env): ReconcileFunctionConfig {
   const topics = list(env, 'STATE_TOPIC_ARNS');
   if (topics.length === 0) throw new Error('missing environment variable STATE_TOPIC_ARNS');
+  // The names bindFleetControl sets; the short ones are kept for configurations written before it.
   const extra = {
     ...optional(env, 'HOST_INSTANCE_PROFILE'),
+    ...optional(env, 'HOST_INSTANCE_PROFILE_ARN'),
     ...optional(env, 'DEFAULT_IMAGE'),
     ...optional(env, 'STACK_NAME'),
+    ...optional(env, 'FLEET_STACK_TAG'),
   };
+  const instanceProfile = extra.HOST_INSTANCE_PROFILE_ARN ?? extra.HOST_INSTANCE_PROFILE;
+  const stackName = extra.FLEET_STACK_TAG ?? extra.STACK_NAME;
   return {
     eventsTable: required(env, 'EVENTS_TABLE'),
     hostsTable: required(env, 'HOSTS_TABLE'),
@@ -50,12 +61,15 @@ export function loadReconcileConfig(env: Env): ReconcileFunctionConfig {
     bucket: required(env, 'BUCKET'),
     pollSeconds: numberOr(env, 'POLL_SECONDS', DEFAULT_POLL_SECONDS),
     secretParameterPrefix: env.SECRET_PARAMETER_PREFIX || DEFAULT_SECRET_PARAMETER_PREFIX,
+    secretParameterKeyArn: required(env, 'SECRET_PARAMETER_KEY_ARN'),
+    hostInstanceArnPrefix: required(env, 'HOST_INSTANCE_ARN_PREFIX'),
+    secretsKeyId: required(env, 'SECRETS_KEY_ID'),
     stateTopicArns: topics,
     signingKeyArn: required(env, 'SIGNING_KEY_ARN'),
     agentArtifactUrl: required(env, 'AGENT_ARTIFACT_URL'),
-    ...(extra.HOST_INSTANCE_PROFILE ? { instanceProfile: extra.HOST_INSTANCE_PROFILE } : {}),
+    ...(instanceProfile ? { instanceProfile } : {}),
     ...(extra.DEFAULT_IMAGE ? { defaultImage: extra.DEFAULT_IMAGE } : {}),
-    ...(extra.STACK_NAME ? { stackName: extra.STACK_NAME } : {}),
+    ...(stackName ? { stackName } : {}),
     subnetIds: list(env, 'SUBNET_IDS'),
     securityGroupIds: list(env, 'SECURITY_GROUP_IDS'),
   };

@@ -4,13 +4,17 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import middy from '@middy/core';
 import { DynamoDocumentStore } from '../../shared/adapters/dynamo-document-store.ts';
 import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
 import { Ec2Fleet } from '../../shared/adapters/ec2-fleet.ts';
+import { KmsSecretCipher } from '../../shared/adapters/kms-cipher.ts';
 import { KmsStateSigner } from '../../shared/adapters/kms-state-signer.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
+import { SsmHostSecrets } from '../../shared/adapters/ssm-host-secrets.ts';
+import { newHostSecret } from '../../shared/signing.ts';
 import { loadReconcileConfig } from './config.ts';
 import { createReconcileHandler } from './handler.ts';
 import { DocumentPlanStore, S3Blobs } from './plan-store.ts';
@@ -19,15 +23,18 @@ import { DocumentPlanStore, S3Blobs } from './plan-store.ts';
 const config = loadReconcileConfig(process.env);
 const dynamodb = new DynamoDBClient({});
 const s3 = new S3Client({});
+const kms = new KMSClient({});
 const documents = new DynamoDocumentStore({ client: dynamodb, tableName: config.documentsTable });
-const signer = new KmsStateSigner({ client: new KMSClient({}), keyArn: config.signingKeyArn });
+const events = new DynamoEventStore({ client: dynamodb, tableName: config.eventsTable });
+const hosts = new DynamoHostStore({ client: dynamodb, tableName: config.hostsTable });
+const signer = new KmsStateSigner({ client: kms, keyArn: config.signingKeyArn });
 // New hosts get the key in their boot script; fetched once per cold start, during the init phase.
 const controlPublicKeyPem = await signer.publicKeyPem();
 
 export const handler = middy(
   createReconcileHandler({
-    events: new DynamoEventStore({ client: dynamodb, tableName: config.eventsTable }),
-    hosts: new DynamoHostStore({ client: dynamodb, tableName: config.hostsTable }),
+    events,
+    hosts,
     documents,
     plans: new DocumentPlanStore({ documents, blobs: new S3Blobs({ client: s3, bucket: config.bucket }) }),
     fleet: new Ec2Fleet({
@@ -40,6 +47,17 @@ export const handler = middy(
       ...(config.instanceProfile ? { instanceProfile: config.instanceProfile } : {}),
       ...(config.defaultImage ? { defaultImage: config.defaultImage } : {}),
       ...(config.stackName ? { stack: config.stackName } : {}),
+    }),
+    provisioner: new SsmHostSecrets({
+      events,
+      hosts,
+      cipher: new KmsSecretCipher({ client: kms, keyId: config.secretsKeyId }),
+      ssm: new SSMClient({}),
+      prefix: config.secretParameterPrefix,
+      keyId: config.secretParameterKeyArn,
+      instanceArnPrefix: config.hostInstanceArnPrefix,
+      newSecret: newHostSecret,
+      now: () => new Date(),
     }),
     publisher: new SnsStatePublisher({
       sns: new SNSClient({}),

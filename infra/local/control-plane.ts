@@ -10,11 +10,13 @@ import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
 import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
+import { statusOf } from '../../shared/fold.ts';
 import { inboxQueueName } from '../../shared/groups/fanout.ts';
 import type { DesiredHostState } from '../../shared/groups/model.ts';
 import type { DocumentStore, ReconcileStarter } from '../../shared/groups/ports.ts';
 import type { HostStore } from '../../shared/ports.ts';
 import type { ApiHandler } from './api-server.ts';
+import { reconcileOnCrash } from './crash-trigger.ts';
 import { LOCAL_ACCOUNT_ID } from './emulators.ts';
 import { ensureRegistered } from './host-registration.ts';
 import { ensureStateTopics } from './inboxes.ts';
@@ -46,6 +48,8 @@ export interface LocalControlPlaneOptions {
   agentPollSeconds?: number;
   onAgentOutput?: (hostId: string, line: string, stream: 'stdout' | 'stderr') => void;
   onAgentExit?: (instance: LocalInstance, exit: InstanceExit) => void;
+  /** An agent died unasked and its group's reconcile could not be started; default: a line on stderr. */
+  onCrashReconcileError?: (instance: LocalInstance, error: unknown) => void;
   /** Told how each reconcile run ended. */
   onRunSettled?: (outcome: LocalOutcome) => void;
 }
@@ -85,6 +89,21 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
   const hosts = new DynamoHostStore({ client: dynamodb, tableName: options.tables.hosts });
   const secretFile = (hostId: string) => join(paths.hostSecrets, `${hostId}.secret`);
 
+  let stopping = false;
+  let starter: ReconcileStarter | undefined;
+  const onCrash = reconcileOnCrash({
+    reconcile: () => {
+      if (!starter) throw new Error('an agent exited before the reconcile starter was built');
+      return starter;
+    },
+    launchCount: (hostId) => fleet.launchCount(hostId),
+    stopping: () => stopping,
+    onError: (error, instance) => {
+      if (options.onCrashReconcileError) options.onCrashReconcileError(instance, error);
+      else
+        process.stderr.write(`[${instance.hostId}] could not reconcile after its exit: ${String(error)}\n`);
+    },
+  });
   const fleet = new LocalFleet({
     bucket: options.bucket,
     s3Endpoint: options.s3Endpoint,
@@ -93,7 +112,10 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     heartbeatSeconds: options.agentHeartbeatSeconds ?? 60,
     pollSeconds: options.agentPollSeconds ?? 2,
     ...(options.onAgentOutput ? { onOutput: options.onAgentOutput } : {}),
-    ...(options.onAgentExit ? { onExit: options.onAgentExit } : {}),
+    onExit: (instance, exit) => {
+      options.onAgentExit?.(instance, exit);
+      void onCrash(instance, exit);
+    },
   });
   const fleetPort = new LocalFleetPort({
     fleet,
@@ -137,6 +159,8 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     });
   });
 
+  starter = reconcile;
+
   return {
     reconcile,
     fleet,
@@ -146,6 +170,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     resumeGroup: (group) => resumeGroup(group, { hosts, documents, fleetPort }),
     settled: () => reconcile.settled(),
     stop: async () => {
+      stopping = true;
       reconcile.stop();
       await fleet.stopAll();
     },
@@ -161,6 +186,8 @@ async function resumeGroup(
   do {
     const page = await parts.hosts.list({ group }, 100, cursor);
     for (const host of page.hosts) {
+      // A host whose instance died was replaced (or stopped): starting it again would add a host.
+      if (host.terminated && statusOf(host) === host.terminated.status) continue;
       const desired = await parts.documents.get<DesiredHostState>('desired', host.hostId);
       if (!desired || desired.body.mode === 'stopped') continue;
       await parts.fleetPort.launch({

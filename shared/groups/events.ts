@@ -6,8 +6,11 @@ import type { GroupDefinition, RolloutRequest, RolloutStatus } from './model.ts'
 
 export interface GroupDefined {
   type: 'GroupDefined';
-  /** The definition as accepted (validated); its stream version is the definition version. */
-  data: { definition: GroupDefinition; source: 'yaml' | 'json'; definedAt: string };
+  /**
+   * The definition as accepted (validated); its stream version is the definition version. `rolloutId` is set
+   * when no operator wrote it: a succeeded rollout made its service version/config the group's.
+   */
+  data: { definition: GroupDefinition; source: 'yaml' | 'json'; definedAt: string; rolloutId?: string };
 }
 
 export interface GroupStarted {

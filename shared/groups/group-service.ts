@@ -290,6 +290,8 @@ export class GroupService {
       data: { rolloutId: id, status: rollout.status, at: rollout.updatedAt, reason: `operator: ${command}` },
     });
     if (command !== 'resume') return { rollout };
+    // The run that was paused waits at its check and goes on by itself; only a run that is over needs a new one.
+    if (runStillAlive(rollout, this.deps.now())) return { rollout };
     const { executionId } = await this.deps.reconcile.start({
       group: rollout.group,
       reason: 'rollout',
@@ -297,6 +299,43 @@ export class GroupService {
       dedupeKey: `rollout-${id}-resume-${saved.version}`,
     });
     return { rollout, executionId };
+  }
+
+  /**
+   * A rollout succeeded: records it and, when it covered the whole group, makes its service version/config
+   * the group's definition in the same append (a GroupDefined naming the rollout), so hosts launched later
+   * start on it and the next reconcile sees nothing to change. The definition version, and so the ETag,
+   * moves: an If-Match on the old one fails, as it should, since the definition changed. Recorded only while
+   * the stream still names this rollout active, so a retried or late Finish never overwrites a definition
+   * written after it. No reconcile is started: the hosts already run what the definition now says.
+   */
+  async recordRolloutSucceeded(rollout: Rollout): Promise<RolloutSucceededOutcome> {
+    const name = rollout.group;
+    const decided = await this.decide(name, async (loaded) => {
+      if (loaded.state.activeRollout?.id !== rollout.id) return undefined;
+      const at = this.deps.now().toISOString();
+      const definition = loaded.state.definition;
+      const adopted =
+        definition && coversWholeGroup(rollout) ? definitionAfter(definition, rollout) : undefined;
+      const version = loaded.state.streamVersion + 1;
+      const compiled =
+        adopted && !sameDefinition(definition, adopted) ? compileOrNothing(adopted, version) : undefined;
+      const events: NewEvent<GroupEvent>[] = [];
+      if (adopted && compiled) {
+        events.push({
+          type: 'GroupDefined',
+          eventId: `rollout#${rollout.id}#adopted`,
+          data: { definition: adopted, source: 'json', definedAt: at, rolloutId: rollout.id },
+        });
+      }
+      events.push(succeededEvent(rollout.id, at));
+      const state = await this.append(name, loaded, ...events);
+      return { loaded, state, compiled };
+    });
+    if (!decided) return { recorded: false, adopted: false };
+    const { loaded, state, compiled } = decided;
+    await this.project(name, loaded, documentOf(state, compiled ?? compiledOf(state, loaded.document)));
+    return { recorded: true, adopted: compiled !== undefined, definitionVersion: state.definitionVersion };
   }
 
   /* ───────────── the stream and its projection ───────────── */
@@ -356,18 +395,26 @@ export class GroupService {
     return document ? { document, state } : { state };
   }
 
-  private async append(name: string, loaded: Loaded, event: NewEvent<GroupEvent>): Promise<GroupState> {
+  private async append(name: string, loaded: Loaded, ...events: NewEvent<GroupEvent>[]): Promise<GroupState> {
     const stream = groupStream(name);
     const at = this.deps.now();
-    let version: number;
+    const first = loaded.state.streamVersion + 1;
     try {
-      version = await this.deps.events.append<GroupEvent>(stream, loaded.state.streamVersion, [event], at);
+      await this.deps.events.append<GroupEvent>(stream, loaded.state.streamVersion, events, at);
     } catch (error) {
       if (error instanceof ConflictError) throw new StreamRaced(error);
       throw error;
     }
-    const recorded = { ...event, stream, version, recordedAt: at.toISOString() } as RecordedEvent<GroupEvent>;
-    return evolveGroup(loaded.state, recorded);
+    return events.reduce(
+      (state, event, index) =>
+        evolveGroup(state, {
+          ...event,
+          stream,
+          version: first + index,
+          recordedAt: at.toISOString(),
+        } as RecordedEvent<GroupEvent>),
+      loaded.state,
+    );
   }
 
   /**
@@ -425,6 +472,69 @@ export class GroupService {
   }
 }
 
+export interface RolloutSucceededOutcome {
+  /** False when the stream does not name the rollout active (recorded before, or never requested there). */
+  recorded: boolean;
+  /** True when the group's definition now names the rollout's version/config. */
+  adopted: boolean;
+  definitionVersion?: number;
+}
+
+/** What the reconcile's Finish step may do to a group: it starts no runs and makes no ids. */
+export type GroupRecorder = Pick<GroupService, 'recordRolloutSucceeded'>;
+
+export function groupRecorder(deps: Pick<GroupServiceDeps, 'events' | 'documents' | 'now'>): GroupRecorder {
+  return new GroupService({
+    ...deps,
+    reconcile: {
+      start: () => Promise.reject(new Error('the group recorder starts no reconcile runs')),
+    },
+    newId: () => {
+      throw new Error('the group recorder makes no ids');
+    },
+  });
+}
+
+export function succeededEvent(rolloutId: string, at: string): NewEvent<GroupEvent> {
+  return {
+    type: 'RolloutStatusChanged',
+    eventId: `${rolloutId}.succeeded`,
+    data: { rolloutId, status: 'succeeded', at },
+  };
+}
+
+/**
+ * Only a rollout that reached every host of the service may become the definition: after a canary
+ * (`select: 2`, `id in (…)`, `version=1.*`) the rest of the group still runs the old version, which the
+ * definition must go on naming.
+ */
+function coversWholeGroup(rollout: Rollout): boolean {
+  const selector = parseSelector(rollout.select ?? 'all');
+  return selector.filters.length === 0 && selector.sizes.every((size) => size.kind === 'all');
+}
+
+/** The definition with the rollout's version and config in every host type that runs its service. */
+export function definitionAfter(definition: GroupDefinition, rollout: Rollout): GroupDefinition {
+  const next = structuredClone(definition);
+  for (const hostType of Object.values(next.hostTypes)) {
+    const spec = hostType.services[rollout.service];
+    if (!spec) continue;
+    if (rollout.version !== undefined) spec.version = rollout.version;
+    if (rollout.config !== undefined) spec.config = { ...spec.config, ...rollout.config };
+  }
+  return next;
+}
+
+/** A rollout the reconcile ran to the end is not refused here; should compiling still fail, nothing is adopted. */
+function compileOrNothing(definition: GroupDefinition, version: number): CompiledGroup | undefined {
+  try {
+    return compileGroup(definition, version);
+  } catch (error) {
+    if (error instanceof ValidationError) return undefined;
+    throw error;
+  }
+}
+
 /* ───────────── helpers ───────────── */
 
 const GROUP_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -473,6 +583,10 @@ function documentOrNothing(
   return state.exists ? documentOf(state, compiledOf(state, document)) : undefined;
 }
 
+/**
+ * The ETag names the definition version: it moves when an operator defines the group and when a succeeded
+ * rollout becomes its definition, so a read-modify-write from before a rollout cannot undo it unnoticed.
+ */
 export function etagOf(definitionVersion: number): string {
   return `"${definitionVersion}"`;
 }
@@ -529,8 +643,17 @@ export function newRolloutId(now: Date, suffix: string): string {
   return `r-${now.getTime().toString(36).padStart(9, '0')}-${suffix}`;
 }
 
+/** A first run gets this long to take the rollout up before a resume presumes it lost. */
+export const FIRST_RUN_GRACE_SECONDS = 30;
+
+export function runStillAlive(rollout: Rollout, now: Date): boolean {
+  return rollout.runAliveUntil !== undefined && Date.parse(rollout.runAliveUntil) > now.getTime();
+}
+
 function newRollout(group: string, data: RolloutRequested['data']): Rollout {
+  const requestedAt = Date.parse(data.requestedAt);
   return {
+    runAliveUntil: new Date(requestedAt + FIRST_RUN_GRACE_SECONDS * 1000).toISOString(),
     id: data.rolloutId,
     group,
     service: data.service,

@@ -212,4 +212,9 @@ export interface Rollout extends RolloutRequest {
   waves: { index: number; hosts: string[]; status: 'pending' | 'running' | 'done' | 'failed' }[];
   hosts: { done: string[]; pending: string[]; failed: string[] };
   error?: string;
+  /**
+   * The reconcile run driving the rollout writes again before this instant while it lives (its steps renew
+   * it); past it the run is presumed over, so resuming a paused rollout starts a new run only then.
+   */
+  runAliveUntil?: string;
 }

@@ -1,8 +1,9 @@
 import * as z from 'zod/mini';
 import { diff } from '../../../shared/diff.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.ts';
-import { hostStream, type NewEvent, type RecordedEvent } from '../../../shared/events.ts';
-import { evolve, type HostState, statusOf } from '../../../shared/fold.ts';
+import { NotFoundError, ValidationError } from '../../../shared/errors.ts';
+import { hostStream } from '../../../shared/events.ts';
+import { evolve, type HostState } from '../../../shared/fold.ts';
+import { registerHost as registerHostRecord } from '../../../shared/host-registration.ts';
 import type { Metrics, TrackedState } from '../../../shared/metrics.ts';
 import type { EventStore, HostRecord } from '../../../shared/ports.ts';
 import { HostStatus, Name, RegisterHostRequest } from '../../../shared/schemas.ts';
@@ -233,41 +234,12 @@ export async function registerHost(deps: ApiDeps, request: ApiRequest): Promise<
   const hostId = body.hostId ?? generatedHostId(body.hostType, deps.newId());
   const now = deps.now();
   const secret = deps.newSecret();
-  // Encrypt before anything is written: a key failure then leaves no half-registered host behind.
-  const secretCiphertext = await deps.cipher.encrypt(secret, hostId);
-
-  const stream = hostStream(hostId);
-  const registered: NewEvent = {
-    type: 'HostRegistered',
-    eventId: `register#${hostId}`,
-    data: {
-      hostId,
-      group: body.group,
-      hostType: body.hostType,
-      roles: body.roles,
-      registeredAt: now.toISOString(),
-    },
-  };
-  let version: number;
-  try {
-    version = await deps.events.append(stream, 0, [registered], now);
-  } catch (error) {
-    throw alreadyExists(error, hostId);
-  }
-  const recorded: RecordedEvent = { ...registered, stream, version, recordedAt: now.toISOString() };
-  const state = evolve(undefined, recorded);
-  const record: HostRecord = {
-    ...state,
-    status: statusOf(state),
-    role: body.roles[0] as string,
-    lastSeq: 0,
-    secretCiphertext,
-  };
-  try {
-    await deps.hosts.create(record);
-  } catch (error) {
-    throw alreadyExists(error, hostId);
-  }
+  await registerHostRecord(
+    deps,
+    { hostId, group: body.group, hostType: body.hostType, roles: body.roles },
+    secret,
+    now,
+  );
   return {
     status: 201,
     xmlRoot: 'registration',
@@ -281,12 +253,6 @@ export async function registerHost(deps: ApiDeps, request: ApiRequest): Promise<
       note: 'store the secret now: it is shown once',
     },
   };
-}
-
-function alreadyExists(error: unknown, hostId: string): unknown {
-  return error instanceof ConflictError
-    ? new ConflictError(`host ${hostId} exists`, { hostId }, { cause: error })
-    : error;
 }
 
 function generatedHostId(hostType: string, suffix: string): string {

@@ -31,8 +31,9 @@ function command(name: RolloutCommand) {
     parseQuery(z.strictObject({}), request.query);
     const { rollout, executionId } = await groupService(deps).commandRollout(id, name);
     return {
-      // A resume hands the rollout back to the reconcile loop: accepted, not done.
-      status: executionId === undefined ? 200 : 202,
+      // A resume hands the rollout back to the reconcile loop (the run waiting at its check, or a new one when
+      // that run is over, then with its executionId): accepted, not done.
+      status: name === 'resume' ? 202 : 200,
       xmlRoot: 'rollout',
       body: { ...rolloutView(rollout), ...(executionId !== undefined ? { executionId } : {}) },
     };

@@ -1,6 +1,8 @@
 import { NotFoundError } from '../../../shared/errors.ts';
+import { launchHost } from '../../../shared/groups/host-provisioning.ts';
 import type { Action, DesiredHostState, Rollout, Wave } from '../../../shared/groups/model.ts';
-import { loadGroup, mapLimited, updateRollout, writeDesired } from './common.ts';
+import { loadGroup, mapLimited, runAliveUntil, updateRollout, writeDesired } from './common.ts';
+import { recordInstanceGone } from './instance-gone.ts';
 import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
 
 /**
@@ -64,10 +66,10 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
 
   const launches = wave.actions.filter((action) => action.kind === 'launch');
   if (launches.length > 0) {
-    const running = new Set(
+    const live = new Map(
       (await deps.fleet.describe(ref.group))
         .filter((instance) => instance.state !== 'terminated')
-        .map((instance) => instance.hostId),
+        .map((instance) => [instance.hostId, instance]),
     );
     await mapLimited(launches, 8, async (launch) => {
       const hostType = group.compiled.hostTypes[launch.hostType];
@@ -76,8 +78,7 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
           hostType: launch.hostType,
         });
       await deps.publisher.ensureInbox({ hostId: launch.hostId, group: ref.group, roles: hostType.roles });
-      if (running.has(launch.hostId)) return;
-      await deps.fleet.launch({
+      const request = {
         hostId: launch.hostId,
         group: ref.group,
         hostType: launch.hostType,
@@ -86,8 +87,13 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
         ...(hostType.image === undefined ? {} : { image: hostType.image }),
         ...(hostType.launchTemplate === undefined ? {} : { launchTemplate: hostType.launchTemplate }),
         stateVersion: launch.state.stateVersion,
-        secretRef: deps.settings.secretRef(launch.hostId),
-      });
+      };
+      const existing = live.get(launch.hostId);
+      if (deps.provisioner) {
+        await launchHost(deps.fleet, deps.provisioner, request, existing);
+      } else if (!existing) {
+        await deps.fleet.launch({ ...request, secretRef: deps.settings.secretRef(launch.hostId) });
+      }
     });
   }
 
@@ -95,16 +101,21 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
   if (states.length > 0) await deps.publisher.publish(states);
 
   const terminations = wave.actions.filter((action) => action.kind === 'terminate');
-  await mapLimited(terminations, 8, async (termination) => {
-    await deps.fleet.terminate(termination.hostId);
-    await deps.publisher.removeInbox(termination.hostId);
-  });
+  if (terminations.length > 0) {
+    const ended = new Map((await deps.fleet.describe(ref.group)).map((i) => [i.hostId, i.instanceId]));
+    await mapLimited(terminations, 8, async (termination) => {
+      await deps.fleet.terminate(termination.hostId);
+      await deps.publisher.removeInbox(termination.hostId);
+      await recordStopped(deps, termination.hostId, ended.get(termination.hostId));
+    });
+  }
 
   if (ref.rolloutId) {
     await updateRollout(deps.documents, ref.rolloutId, now, (rollout) => {
       const entry = rollout.waves.find((candidate) => candidate.index === index);
       if (entry?.status !== 'pending') return undefined;
       entry.status = 'running';
+      rollout.runAliveUntil = runAliveUntil(now, ref.pollSeconds);
       return rollout;
     });
   }
@@ -113,4 +124,15 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
     detail: `wave ${index} applied`,
     deadline: new Date(now.getTime() + ref.deadlineSeconds * 1000).toISOString(),
   };
+}
+
+/** A host the reconcile terminated is stopped, not failed: its projection must not read as a crash. */
+async function recordStopped(deps: ReconcileDeps, hostId: string, instanceId: string | undefined) {
+  const record = instanceId === undefined ? undefined : await deps.hosts.get(hostId);
+  if (!record || instanceId === undefined) return;
+  await recordInstanceGone(deps, record, {
+    instanceId,
+    reason: 'terminated by the reconcile',
+    status: 'stopped',
+  });
 }

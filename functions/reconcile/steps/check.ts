@@ -1,6 +1,6 @@
 import type { Rollout } from '../../../shared/groups/model.ts';
 import { loadWave } from './apply.ts';
-import { liveSessionsOf, loadGroup, updateRollout } from './common.ts';
+import { liveSessionsOf, loadGroup, needsRenewal, runAliveUntil, updateRollout } from './common.ts';
 import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
 
 /**
@@ -18,6 +18,7 @@ export async function checkStep(
   if (ref.rolloutId) {
     const rollout = (await deps.documents.get<Rollout>('rollout', ref.rolloutId))?.body;
     if (rollout?.status === 'aborted') return { status: 'aborted', detail: 'aborted', deadline };
+    if (rollout && needsRenewal(rollout, now, ref.pollSeconds)) await renewRun(deps, ref.rolloutId, now, ref);
     if (rollout?.status === 'paused') {
       // The time a rollout spends paused is not the wave's to converge in.
       const pushed = new Date(now.getTime() + ref.deadlineSeconds * 1000).toISOString();
@@ -92,4 +93,13 @@ async function settleWave(
       },
     };
   });
+}
+
+/** This run still drives the rollout: a resume must not start another one beside it. */
+async function renewRun(deps: ReconcileDeps, rolloutId: string, now: Date, ref: PlanRef): Promise<void> {
+  await updateRollout(deps.documents, rolloutId, now, (rollout) =>
+    rollout.status === 'aborted' || !needsRenewal(rollout, now, ref.pollSeconds)
+      ? undefined
+      : { ...rollout, runAliveUntil: runAliveUntil(now, ref.pollSeconds) },
+  );
 }

@@ -49,14 +49,14 @@ export async function listGroupHosts(hosts: HostStore, group: string): Promise<H
 export async function mapLimited<T, R>(
   items: readonly T[],
   limit: number,
-  task: (item: T) => Promise<R>,
+  task: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
       const index = next++;
-      results[index] = await task(items[index] as T);
+      results[index] = await task(items[index] as T, index);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
@@ -175,4 +175,24 @@ export function rolloutHostsOfWave(actions: readonly Action[], service: string):
     if (action.state.services[service]) hosts.add(action.hostId);
   }
   return [...hosts].sort();
+}
+
+/**
+ * How long a run's word that it lives holds: a few convergence polls plus room for a slow or retried
+ * invocation. A run renews it at every step, so resume can tell a run waiting at its check from one that is
+ * over (see Rollout.runAliveUntil).
+ */
+export function runAliveWindowSeconds(pollSeconds: number): number {
+  return Math.max(30, 3 * pollSeconds + 10);
+}
+
+export function runAliveUntil(now: Date, pollSeconds: number): string {
+  return new Date(now.getTime() + runAliveWindowSeconds(pollSeconds) * 1000).toISOString();
+}
+
+/** Renewing only past half the window keeps a waiting run to one rollout write every few polls. */
+export function needsRenewal(rollout: Rollout, now: Date, pollSeconds: number): boolean {
+  if (!rollout.runAliveUntil) return true;
+  const left = Date.parse(rollout.runAliveUntil) - now.getTime();
+  return left < (runAliveWindowSeconds(pollSeconds) * 1000) / 2;
 }

@@ -1,12 +1,17 @@
+import { groupRecorder, succeededEvent } from '../../../shared/groups/group-service.ts';
 import type { Rollout } from '../../../shared/groups/model.ts';
 import { appendOnce, FINAL_ROLLOUT_STATUSES, updateRollout } from './common.ts';
 import type { PlanRef, ReconcileDeps } from './types.ts';
 
-/** Every wave converged: the rollout (if any) succeeded. A rollout already ended is left as it is. */
+/**
+ * Every wave converged: the rollout (if any) succeeded, and a rollout of the whole group becomes the group's
+ * definition (see GroupService.recordRolloutSucceeded). A rollout already ended otherwise (rolled back,
+ * aborted) is left as it is, and so is the definition.
+ */
 export async function finishStep(
   deps: ReconcileDeps,
   ref: PlanRef,
-): Promise<{ status: Rollout['status'] | 'converged' }> {
+): Promise<{ status: Rollout['status'] | 'converged'; definitionVersion?: number }> {
   if (!ref.rolloutId) return { status: 'converged' };
   const now = deps.now();
   const rolloutId = ref.rolloutId;
@@ -23,19 +28,14 @@ export async function finishStep(
       },
     };
   });
-  if (updated?.status === 'succeeded') {
-    await appendOnce(
-      deps.events,
-      ref.group,
-      [
-        {
-          type: 'RolloutStatusChanged',
-          eventId: `${rolloutId}.succeeded`,
-          data: { rolloutId, status: 'succeeded', at: now.toISOString() },
-        },
-      ],
-      now,
-    );
-  }
-  return { status: updated?.status ?? 'succeeded' };
+  if (updated?.status !== 'succeeded') return { status: updated?.status ?? 'succeeded' };
+  // Runs again on a retry: the recorder decides on the stream, so it records (and adopts) once.
+  const recorded = await groupRecorder(deps).recordRolloutSucceeded(updated);
+  // A stream that does not name the rollout active (recorded already) still gets its status event once.
+  if (!recorded.recorded)
+    await appendOnce(deps.events, ref.group, [succeededEvent(rolloutId, now.toISOString())], now);
+  return {
+    status: 'succeeded',
+    ...(recorded.definitionVersion === undefined ? {} : { definitionVersion: recorded.definitionVersion }),
+  };
 }

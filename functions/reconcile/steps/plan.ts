@@ -1,5 +1,7 @@
 import type { ActualHost, DesiredHostState, Plan, Rollout } from '../../../shared/groups/model.ts';
 import { type PlanInput, planGroup } from '../../../shared/groups/planner.ts';
+import type { FleetInstance } from '../../../shared/groups/ports.ts';
+import type { HostRecord } from '../../../shared/ports.ts';
 import {
   appendOnce,
   FINAL_ROLLOUT_STATUSES,
@@ -7,9 +9,11 @@ import {
   loadGroup,
   mapLimited,
   rolloutHostsOfWave,
+  runAliveUntil,
   toActualHost,
   updateRollout,
 } from './common.ts';
+import { alarmOnRepeatedCrashes, alreadyRecorded, recordInstanceGone } from './instance-gone.ts';
 import type { PlanRef, ReconcileDeps, ReconcileRequest } from './types.ts';
 
 /** Step Functions execution names are ≤ 80 characters; a plan id is the group plus the run's name. */
@@ -59,6 +63,7 @@ export async function planStep(
   );
   const desiredByHost: Record<string, DesiredHostState> = {};
   for (const document of desired) if (document) desiredByHost[document.id] = document.body;
+  await recordGoneInstances(deps, request.group, records, instances, live, desiredByHost);
   const actual: ActualHost[] = [
     ...records
       .filter((record) => live.has(record.hostId) || !gone.has(record.hostId))
@@ -119,7 +124,7 @@ export async function planStep(
   await deps.plans.save(planId, plan, now);
   const stored = await deps.plans.load(planId);
 
-  if (rollout) await startRollout(deps, rollout, request.group, stored, now);
+  if (rollout) await startRollout(deps, rollout, request.group, stored, now, pollSeconds);
   return ref(stored);
 }
 
@@ -129,6 +134,7 @@ async function startRollout(
   group: string,
   plan: Plan,
   now: Date,
+  pollSeconds: number,
 ): Promise<void> {
   const waves = plan.waves.map((wave) => ({
     index: wave.index,
@@ -145,6 +151,7 @@ async function startRollout(
       status: current.status === 'pending' ? 'running' : current.status,
       waves,
       hosts: { done: [...done], pending, failed: [] },
+      runAliveUntil: runAliveUntil(now, pollSeconds),
     };
   });
   // Keyed by the rollout, not the run: a retried Plan step, or a later run of the same rollout, records it once.
@@ -162,4 +169,39 @@ async function startRollout(
       now,
     );
   }
+}
+
+/**
+ * A host whose instance ended without the reconcile ending it (a crash, a reclaimed instance) is failed; one
+ * meant to stop is stopped. Its projection says so from now on, and the planner, which never sees it again,
+ * launches its replacement. `records` is updated in place.
+ */
+async function recordGoneInstances(
+  deps: ReconcileDeps,
+  group: string,
+  records: HostRecord[],
+  instances: readonly FleetInstance[],
+  live: ReadonlySet<string>,
+  desired: Readonly<Record<string, DesiredHostState>>,
+): Promise<void> {
+  const ended = new Map(
+    instances
+      .filter((instance) => instance.state === 'terminated' && !live.has(instance.hostId))
+      .map((instance) => [instance.hostId, instance]),
+  );
+  let crashed = false;
+  await mapLimited(records, 8, async (record, index) => {
+    const instance = ended.get(record.hostId);
+    if (!instance || alreadyRecorded(record, instance.instanceId)) return;
+    const meantToStop = desired[record.hostId]?.mode === 'stopped';
+    const saved = await recordInstanceGone(deps, record, {
+      instanceId: instance.instanceId,
+      reason: meantToStop ? 'stopped by the reconcile' : 'instance ended unasked',
+      status: meantToStop ? 'stopped' : 'failed',
+    });
+    if (!saved) return;
+    records[index] = saved;
+    if (saved.terminated?.status === 'failed') crashed = true;
+  });
+  if (crashed) await alarmOnRepeatedCrashes(deps, group, records);
 }

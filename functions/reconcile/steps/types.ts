@@ -1,3 +1,4 @@
+import type { HostProvisioner } from '../../../shared/groups/host-provisioning.ts';
 import type { DocumentStore, FleetPort, StatePublisher } from '../../../shared/groups/ports.ts';
 import type { EventStore, HostStore } from '../../../shared/ports.ts';
 import type { PlanStore } from '../plan-store.ts';
@@ -51,6 +52,11 @@ export interface ReconcileDeps {
   hosts: HostStore;
   documents: DocumentStore;
   fleet: FleetPort;
+  /**
+   * Registers each launched host and puts its secret where only its machine reads it (EC2: SSM). Absent:
+   * the fleet registers its hosts itself and each finds its secret at settings.secretRef (the local fleet).
+   */
+  provisioner?: HostProvisioner;
   publisher: StatePublisher;
   plans: PlanStore;
   settings: ReconcileSettings;

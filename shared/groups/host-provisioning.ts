@@ -1,0 +1,48 @@
+/**
+ * A host's identity before and after its machine exists. Launching a host is three steps: make it known to the
+ * control plane with a secret kept where only its machine will read it (prepare), start the machine (the
+ * fleet), then let exactly that machine read the secret (bind). On EC2 the secret is an SSM SecureString
+ * that only the instance named in its tag may read; locally, a file beside the agent process.
+ */
+import type { HostIdentity } from '../host-registration.ts';
+import type { FleetInstance, FleetPort, LaunchRequest } from './ports.ts';
+
+export type { HostIdentity };
+
+/** Tags of a host's secret parameter. */
+export const SECRET_PARAMETER_TAGS = {
+  hostId: 'fleetfold:host-id',
+  /**
+   * The ARN of the one instance that may read the parameter: the host role's policy compares it with
+   * `${ec2:SourceInstanceARN}`, the ARN of the instance whose role credentials sign the request.
+   */
+  instanceArn: 'fleetfold:instance-arn',
+} as const;
+
+export interface HostProvisioner {
+  /** Registers the host (once) and stores its secret; returns where its machine finds it (LaunchRequest.secretRef). Idempotent. */
+  prepare(host: HostIdentity): Promise<string>;
+  /** Lets this instance, and no other, read the host's secret. Idempotent. */
+  bind(hostId: string, instance: FleetInstance): Promise<void>;
+}
+
+/**
+ * Launches a host through the fleet, its secret in place first. `existing` is a live instance found before
+ * (a retried wave): its secret was prepared before it was launched, but it is bound again, because an
+ * attempt may have stopped between the launch and the bind.
+ */
+export async function launchHost(
+  fleet: FleetPort,
+  provisioner: HostProvisioner,
+  request: Omit<LaunchRequest, 'secretRef'>,
+  existing?: FleetInstance,
+): Promise<FleetInstance> {
+  let instance = existing;
+  if (!instance) {
+    const { hostId, group, hostType, roles } = request;
+    const secretRef = await provisioner.prepare({ hostId, group, hostType, roles });
+    instance = await fleet.launch({ ...request, secretRef });
+  }
+  await provisioner.bind(request.hostId, instance);
+  return instance;
+}
