@@ -68,7 +68,15 @@ export function liveSessionsOf(record: HostRecord): number {
   return sessions ? Object.values(sessions).reduce((sum, count) => sum + count, 0) : 0;
 }
 
-export function toActualHost(record: HostRecord, assigned: DesiredHostState | undefined): ActualHost {
+/**
+ * `assignedAt` is when the desired state was written: for a draining host that is when its drain began (the
+ * projection's observedAt moves with every snapshot, so a drain measured from it would never time out).
+ */
+export function toActualHost(
+  record: HostRecord,
+  assigned: DesiredHostState | undefined,
+  assignedAt?: string,
+): ActualHost {
   const observed = record.observed;
   const software = Object.fromEntries(
     Object.entries(observed?.software ?? {}).map(([service, instance]) => [service, instance.version]),
@@ -90,7 +98,7 @@ export function toActualHost(record: HostRecord, assigned: DesiredHostState | un
     assignedStateVersion: assigned?.stateVersion ?? 0,
     liveSessions: liveSessionsOf(record),
     load: record.metrics?.load ?? 0,
-    ...(assigned?.mode === 'draining' && record.observedAt ? { drainingSince: record.observedAt } : {}),
+    ...(assigned?.mode === 'draining' && assignedAt ? { drainingSince: assignedAt } : {}),
     ...(address ? { address } : {}),
     ...(endpoints && Object.keys(endpoints).length > 0 ? { endpoints } : {}),
   };

@@ -62,12 +62,25 @@ export async function planStep(
     deps.documents.get<DesiredHostState>('desired', hostId),
   );
   const desiredByHost: Record<string, DesiredHostState> = {};
-  for (const document of desired) if (document) desiredByHost[document.id] = document.body;
+  const assignedAt: Record<string, string> = {};
+  for (const document of desired) {
+    if (!document) continue;
+    desiredByHost[document.id] = document.body;
+    assignedAt[document.id] = document.updatedAt;
+  }
   await recordGoneInstances(deps, request.group, records, instances, live, desiredByHost);
+  // A host whose instance is gone, seen now or recorded by an earlier run (InstanceTerminated; after a restart
+  // of local mode the fleet no longer knows it), is history: left out, and its id never handed out again.
+  const retired = new Set(gone);
+  for (const record of records) {
+    if (!live.has(record.hostId) && record.terminated && record.terminated.afterSeq >= record.lastChangeSeq) {
+      retired.add(record.hostId);
+    }
+  }
   const actual: ActualHost[] = [
     ...records
-      .filter((record) => live.has(record.hostId) || !gone.has(record.hostId))
-      .map((record) => toActualHost(record, desiredByHost[record.hostId])),
+      .filter((record) => live.has(record.hostId) || !retired.has(record.hostId))
+      .map((record) => toActualHost(record, desiredByHost[record.hostId], assignedAt[record.hostId])),
     ...unreported.flatMap((hostId) => {
       const assigned = desiredByHost[hostId];
       return assigned ? [pendingHost(assigned)] : [];
@@ -119,6 +132,7 @@ export async function planStep(
       : {}),
     now: now.toISOString(),
     newHostId: newHostIdFor(request.group),
+    retiredHostIds: retired,
   };
   const plan = planGroup(input);
   await deps.plans.save(planId, plan, now);
