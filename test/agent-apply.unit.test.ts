@@ -132,6 +132,14 @@ describe('LocalApplier', () => {
     expect(runtime.report().appliedStateVersion).toBe(2);
   });
 
+  it('gives a service that says "any port" the port it had when a new version replaces it', async () => {
+    const { applier, runtime } = localApplier();
+    await applier.apply(state(1, { api: { version: '1.0.0' }, media: { version: '2.0.0' } }));
+    const before = runtime.service('api')?.port;
+    await applier.apply(state(2, { api: { version: '1.1.0' }, media: { version: '2.0.0' } }));
+    expect(runtime.service('api')).toMatchObject({ version: '1.1.0', status: 'running', port: before });
+  });
+
   it('stops services the state no longer names, boot-time ones included', async () => {
     const { applier, services, runtime } = localApplier(new HostRuntime({ legacy: '0.9.0' }));
     await applier.apply(state(1, { api: { version: '1.0.0' }, media: { version: '2.0.0' } }));

@@ -127,6 +127,7 @@ async function given(
     waves: [0],
     deadlineSeconds: DEADLINE_SECONDS,
     pollSeconds: 5,
+    followUps: 0,
   };
   return {
     documents,
@@ -161,6 +162,15 @@ describe('check step', () => {
   it('waits while a host has not reported its state yet', async () => {
     const wave = await given([
       { hostId: 'h1', applied: 1 },
+      { hostId: 'h2', applied: 3 },
+    ]);
+
+    expect(await wave.checkAt(10)).toMatchObject({ status: 'waiting', detail: 'waiting for h1' });
+  });
+
+  it('waits for a host that took its state but is still booting', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 2, status: 'booting' },
       { hostId: 'h2', applied: 3 },
     ]);
 

@@ -44,6 +44,11 @@ export class LocalApplier implements StateApplier {
   readonly #lbName: string;
   readonly #logger: AgentLogger;
   readonly #instances = new Map<string, Instance>();
+  /**
+   * The port each service last listened on. A service whose state says "any port" (0 or none) gets it again
+   * when a new version replaces it, so the load balancers in front of this host stay right across an update.
+   */
+  readonly #lastPorts = new Map<string, number>();
   #balancer: Balancer | undefined;
   // One change at a time: an apply racing a stop could start a process nobody would stop.
   #chain: Promise<void> = Promise.resolve();
@@ -93,7 +98,10 @@ export class LocalApplier implements StateApplier {
         instance.requestedPort === spec.port;
       if (unchanged) continue;
       this.#instances.delete(name);
-      if (instance.running) stopping.push(instance.running.stop());
+      if (instance.running) {
+        this.#lastPorts.set(name, instance.running.port);
+        stopping.push(instance.running.stop());
+      }
     }
     await Promise.all(stopping);
 
@@ -119,14 +127,10 @@ export class LocalApplier implements StateApplier {
     const instance: Instance = { version: spec.version, requestedPort: spec.port, failed: false };
     this.#instances.set(name, instance);
     runtime.setService(name, { version: spec.version, status: 'starting' });
-    try {
-      instance.running = await this.#start(
-        {
-          service: name,
-          version: spec.version,
-          hostId,
-          ...(spec.port === undefined ? {} : { port: spec.port }),
-        },
+    const previous = spec.port ? undefined : this.#lastPorts.get(name);
+    const start = (port: number | undefined) =>
+      this.#start(
+        { service: name, version: spec.version, hostId, ...(port === undefined ? {} : { port }) },
         (exit) => {
           if (this.#instances.get(name) !== instance) return;
           // Reported, not restarted: a crashing service is the control plane's to judge (replace, alarm).
@@ -139,6 +143,10 @@ export class LocalApplier implements StateApplier {
           this.#logger.warn({ hostId, msg: 'service exited', service: name, version: spec.version, ...exit });
         },
       );
+    try {
+      // The old port may have been taken meanwhile: then any free one will do.
+      instance.running =
+        previous === undefined ? await start(spec.port) : await start(previous).catch(() => start(spec.port));
       runtime.setService(name, { version: spec.version, status: 'running', port: instance.running.port });
     } catch (error) {
       instance.failed = true;

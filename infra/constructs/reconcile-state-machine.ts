@@ -19,6 +19,9 @@ export const RECONCILE_STATES = {
   rollback: 'Rollback',
   reconcileFailed: 'ReconcileFailed',
   finish: 'Finish',
+  followUp: 'FollowUp?',
+  nextPass: 'NextPass',
+  done: 'Done',
 } as const;
 
 /** Errors of the reconcile function worth trying again: transient Lambda trouble and a lost version race. */
@@ -82,7 +85,7 @@ export class ReconcileStateMachine extends Construct {
     const plan = invoke(
       RECONCILE_STATES.plan,
       { step: 'plan', 'request.$': '$', 'executionName.$': '$$.Execution.Name' },
-      ['planId', 'group', 'rolloutId', 'waves', 'deadlineSeconds', 'pollSeconds'],
+      ['planId', 'group', 'rolloutId', 'waves', 'deadlineSeconds', 'pollSeconds', 'followUps'],
       '$.plan',
     );
     const waveFields = ['status', 'detail', 'deadline'];
@@ -143,16 +146,25 @@ export class ReconcileStateMachine extends Construct {
     const finish = invoke(
       RECONCILE_STATES.finish,
       { step: 'finish', 'plan.$': '$.plan' },
-      ['status'],
+      ['status', 'again', 'followUps'],
       '$.finish',
     );
+    // A plan that launched hosts is made again once they report (their load balancers need their endpoints):
+    // a fresh pass for the group, the rollout (if any) being finished.
+    const nextPass = new sfn.Pass(this, RECONCILE_STATES.nextPass, {
+      stateName: RECONCILE_STATES.nextPass,
+      parameters: { 'group.$': '$.plan.group', reason: 'follow-up', 'followUps.$': '$.finish.followUps' },
+    });
+    const followUp = new sfn.Choice(this, RECONCILE_STATES.followUp, { stateName: RECONCILE_STATES.followUp })
+      .when(sfn.Condition.booleanEquals('$.finish.again', true), nextPass.next(plan))
+      .otherwise(new sfn.Succeed(this, RECONCILE_STATES.done, { stateName: RECONCILE_STATES.done }));
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(waves).next(finish)),
+      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(waves).next(finish).next(followUp)),
       stateMachineType: sfn.StateMachineType.STANDARD,
       queryLanguage: sfn.QueryLanguage.JSON_PATH,
       timeout: props.timeout ?? Duration.hours(24),

@@ -36,7 +36,10 @@ export async function checkStep(
       continue;
     }
     const applied = host?.observed?.appliedStateVersion ?? 0;
-    if (!host || applied < awaited.stateVersion) behind.push(awaited.hostId);
+    // A host still booting has taken the state but serves nothing yet: what comes next (its load balancer,
+    // its dependents) must wait until it is up.
+    const up = host !== undefined && host.status !== 'booting' && host.status !== 'pending';
+    if (!host || applied < awaited.stateVersion || !up) behind.push(awaited.hostId);
     else if (awaited.drained && liveSessionsOf(host) > 0) stillServing.push(awaited.hostId);
   }
   if (stillServing.length > 0) {

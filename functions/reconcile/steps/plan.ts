@@ -17,8 +17,14 @@ import { alarmOnRepeatedCrashes, alreadyRecorded, recordInstanceGone } from './i
 import type { PlanRef, ReconcileDeps, ReconcileRequest } from './types.ts';
 
 /** Step Functions execution names are ≤ 80 characters; a plan id is the group plus the run's name. */
-export function planIdFor(group: string, executionName: string | undefined, now: Date): string {
-  return `${group}.${executionName ?? `run-${now.getTime()}`}`;
+export function planIdFor(
+  group: string,
+  executionName: string | undefined,
+  now: Date,
+  followUps = 0,
+): string {
+  const run = `${group}.${executionName ?? `run-${now.getTime()}`}`;
+  return followUps > 0 ? `${run}.pass-${followUps + 1}` : run;
 }
 
 export function newHostIdFor(group: string) {
@@ -90,7 +96,8 @@ export async function planStep(
   const rollout = request.rolloutId
     ? (await deps.documents.get<Rollout>('rollout', request.rolloutId))?.body
     : undefined;
-  const planId = planIdFor(request.group, executionName, now);
+  const followUps = request.followUps ?? 0;
+  const planId = planIdFor(request.group, executionName, now, followUps);
   // The Wait state's SecondsPath takes whole seconds only.
   const pollSeconds = Math.max(0, Math.ceil(deps.settings.pollSeconds));
   const { rollout: rolloutPolicy, drain } = group.compiled.configuration;
@@ -105,6 +112,7 @@ export async function planStep(
     waves: plan.waves.map((_, index) => index),
     deadlineSeconds,
     pollSeconds,
+    followUps,
   });
 
   // A rollout that ended (aborted before it ran, or an older run finished it) has nothing left to do.

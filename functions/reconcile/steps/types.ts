@@ -15,12 +15,16 @@ export interface PlanRef {
   waves: number[];
   deadlineSeconds: number;
   pollSeconds: number;
+  /** How many passes of this run came before this one (see finishStep: a plan that launched plans again). */
+  followUps: number;
 }
 
 export interface ReconcileRequest {
   group: string;
   reason: string;
   rolloutId?: string;
+  /** Set by the state machine when it plans again within one run. */
+  followUps?: number;
 }
 
 export type WaveStatus = 'converged' | 'waiting' | 'failed' | 'timed-out' | 'aborted';
