@@ -1,6 +1,12 @@
 import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
@@ -73,5 +79,30 @@ describe('DynamoHostStore list on a throttled table', () => {
     mock.on(BatchGetCommand).resolves({ UnprocessedKeys: { [TABLE]: { Keys: [{ hostId: 'a' }] } } });
     const store = new DynamoHostStore({ client: doc, tableName: TABLE });
     await expect(store.list({ group: 'blue' }, 10)).rejects.toThrow(/unprocessed/);
+  });
+});
+
+describe('DynamoHostStore capacity reporting', () => {
+  it('asks for consumed capacity only when a listener reads it', async () => {
+    const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' }));
+    const mock = mockClient(doc);
+    mock.on(GetCommand).resolves({ Item: record('a'), ConsumedCapacity: { CapacityUnits: 1 } });
+    mock.on(PutCommand).resolves({});
+    const reports: string[] = [];
+    const metered = new DynamoHostStore({
+      client: doc,
+      tableName: TABLE,
+      onCapacity: (operation) => reports.push(operation),
+    });
+    const quiet = new DynamoHostStore({ client: doc, tableName: TABLE });
+
+    await metered.get('a');
+    await quiet.get('a');
+    await quiet.save(record('a') as unknown as Parameters<DynamoHostStore['save']>[0]);
+
+    const gets = mock.commandCalls(GetCommand).map((call) => call.args[0].input.ReturnConsumedCapacity);
+    expect(gets).toEqual(['TOTAL', undefined]);
+    expect(mock.commandCalls(PutCommand)[0]?.args[0].input.ReturnConsumedCapacity).toBeUndefined();
+    expect(reports).toEqual(['GetItem']);
   });
 });

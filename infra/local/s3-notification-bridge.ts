@@ -201,16 +201,25 @@ export async function startS3NotificationBridge(
   const agent = new Agent({ keepAlive: true });
   let sent = 0;
 
-  const notify = async (write: ObjectWrite, storedAt: Date, sourceIp: string, requestId: string) => {
-    // The stored object, not the request, is the truth: a streamed (aws-chunked) body's length differs.
-    const head = await options.s3.send(new HeadObjectCommand({ Bucket: write.bucket, Key: write.key }));
+  const notify = async (
+    write: ObjectWrite,
+    known: { size: number; eTag: string } | undefined,
+    storedAt: Date,
+    sourceIp: string,
+    requestId: string,
+  ) => {
+    // The stored object, not the request, is the truth; ask it only when the exchange did not tell us.
+    const facts: { size: number; eTag: string } =
+      known ??
+      (await options.s3
+        .send(new HeadObjectCommand({ Bucket: write.bucket, Key: write.key }))
+        .then((head) => ({ size: head.ContentLength ?? 0, eTag: (head.ETag ?? '').replaceAll('"', '') })));
     const event: S3Event = {
       Records: [
         objectCreatedRecord(
           write,
           {
-            size: head.ContentLength ?? 0,
-            eTag: (head.ETag ?? '').replaceAll('"', ''),
+            ...facts,
             storedAt,
             sequencer: nextSequencer(),
             requestId,
@@ -263,7 +272,8 @@ export async function startS3NotificationBridge(
           }
           const requestId = String(upstreamRes.headers['x-amz-request-id'] ?? randomBytes(8).toString('hex'));
           // Answer only after the event is on the queue, so a successful PUT means the ingest will hear of it.
-          notify(notified, storedAt, req.socket.remoteAddress ?? '127.0.0.1', requestId).then(
+          const known = writtenFacts(notified, req.headers, upstreamRes.headers);
+          notify(notified, known, storedAt, req.socket.remoteAddress ?? '127.0.0.1', requestId).then(
             () => res.writeHead(status, headers).end(body),
             (error: unknown) => {
               options.onError?.(error, notified);
@@ -316,6 +326,30 @@ export async function startS3NotificationBridge(
         agent.destroy();
       }),
   };
+}
+
+/**
+ * The size and ETag of what a plain PUT stored, from the request and response headers, which spares a HeadObject
+ * per snapshot. A streamed (aws-chunked) body is longer than the object: its decoded length is what counts.
+ * Copies, multipart completions and bodies of unknown length return undefined: then the object is asked.
+ */
+export function writtenFacts(
+  write: ObjectWrite,
+  request: IncomingHttpHeaders,
+  response: IncomingHttpHeaders,
+): { size: number; eTag: string } | undefined {
+  if (write.eventName !== 'ObjectCreated:Put') return undefined;
+  const eTag = response.etag;
+  if (typeof eTag !== 'string' || eTag === '') return undefined;
+  const decoded = request['x-amz-decoded-content-length'];
+  const chunked =
+    /aws-chunked/i.test(String(request['content-encoding'] ?? '')) ||
+    /STREAMING-/i.test(String(request['x-amz-content-sha256'] ?? '')) ||
+    request['transfer-encoding'] !== undefined;
+  const length = decoded !== undefined ? decoded : chunked ? undefined : request['content-length'];
+  const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
+  if (size === undefined) return undefined;
+  return { size, eTag: eTag.replaceAll('"', '') };
 }
 
 function escapeXml(text: string): string {

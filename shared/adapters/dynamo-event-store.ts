@@ -39,11 +39,14 @@ export class DynamoEventStore implements EventStore {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly onCapacity: CapacityListener;
+  /** Consumed capacity is asked for only when somebody listens: the emulator computes it per item otherwise. */
+  private readonly capacity: { ReturnConsumedCapacity?: 'TOTAL' };
 
   constructor(options: DynamoEventStoreOptions) {
     this.client = documentClient(options.client);
     this.tableName = options.tableName;
     this.onCapacity = options.onCapacity ?? (() => {});
+    this.capacity = options.onCapacity ? { ReturnConsumedCapacity: 'TOTAL' } : {};
   }
 
   async append<E extends FleetEvent = HostEvent>(
@@ -114,7 +117,7 @@ export class DynamoEventStore implements EventStore {
       ScanIndexForward: forward,
       Limit: limit + 1,
       ConsistentRead: true,
-      ReturnConsumedCapacity: 'TOTAL',
+      ...this.capacity,
       ...(startKey ? { ExclusiveStartKey: startKey } : {}),
     };
     const result = await this.client.send(new QueryCommand(input));
@@ -148,7 +151,7 @@ export class DynamoEventStore implements EventStore {
         Limit: 1,
         ProjectionExpression: '#version, #lastVersion',
         ConsistentRead: true,
-        ReturnConsumedCapacity: 'TOTAL',
+        ...this.capacity,
       }),
     );
     this.onCapacity('Query', result.ConsumedCapacity);
@@ -165,7 +168,7 @@ export class DynamoEventStore implements EventStore {
           Item: withoutUndefined(item),
           ConditionExpression: 'attribute_not_exists(#version)',
           ExpressionAttributeNames: { '#version': 'version' },
-          ReturnConsumedCapacity: 'TOTAL',
+          ...this.capacity,
         }),
       );
       this.onCapacity('PutItem', result.ConsumedCapacity);

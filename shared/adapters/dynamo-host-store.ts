@@ -29,6 +29,12 @@ const MAX_LIMIT = 100;
 /** BatchGetItem takes at most 100 keys. */
 const BATCH_GET_MAX = 100;
 const BATCH_GET_ATTEMPTS = 8;
+/**
+ * Absent, or an older version, or the same version with an older lastSeq (AND binds tighter than OR). Written
+ * without parentheses on purpose: dynalite's parser backtracks on them, ~0.3 ms of CPU per write.
+ */
+const SAVE_CONDITION =
+  'attribute_not_exists(#hostId) OR #version < :version OR #version = :version AND #lastSeq < :lastSeq';
 
 export type DynamoHostStoreOptions = DynamoAdapterOptions;
 
@@ -57,11 +63,14 @@ export class DynamoHostStore implements HostStore {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly onCapacity: CapacityListener;
+  /** Consumed capacity is asked for only when somebody listens: the emulator computes it per item otherwise. */
+  private readonly capacity: { ReturnConsumedCapacity?: 'TOTAL' };
 
   constructor(options: DynamoHostStoreOptions) {
     this.client = documentClient(options.client);
     this.tableName = options.tableName;
     this.onCapacity = options.onCapacity ?? (() => {});
+    this.capacity = options.onCapacity ? { ReturnConsumedCapacity: 'TOTAL' } : {};
   }
 
   async get(hostId: string): Promise<HostRecord | undefined> {
@@ -70,7 +79,7 @@ export class DynamoHostStore implements HostStore {
         TableName: this.tableName,
         Key: { hostId },
         ConsistentRead: true,
-        ReturnConsumedCapacity: 'TOTAL',
+        ...this.capacity,
       }),
     );
     this.onCapacity('GetItem', result.ConsumedCapacity);
@@ -87,8 +96,7 @@ export class DynamoHostStore implements HostStore {
 
   save(record: HostRecord): Promise<boolean> {
     return this.conditionalPut(record, {
-      ConditionExpression:
-        'attribute_not_exists(#hostId) OR #version < :version OR (#version = :version AND #lastSeq < :lastSeq)',
+      ConditionExpression: SAVE_CONDITION,
       ExpressionAttributeNames: { '#hostId': 'hostId', '#version': 'version', '#lastSeq': 'lastSeq' },
       ExpressionAttributeValues: { ':version': record.version, ':lastSeq': record.lastSeq },
     });
@@ -114,7 +122,7 @@ export class DynamoHostStore implements HostStore {
             ':lastSeen': update.lastSeen,
             ':metrics': update.metrics,
           }),
-          ReturnConsumedCapacity: 'TOTAL',
+          ...this.capacity,
         }),
       );
       this.onCapacity('UpdateItem', result.ConsumedCapacity);
@@ -172,7 +180,7 @@ export class DynamoHostStore implements HostStore {
           TableName: this.tableName,
           Item: withoutUndefined(record),
           ...condition,
-          ReturnConsumedCapacity: 'TOTAL',
+          ...this.capacity,
         }),
       );
       this.onCapacity('PutItem', result.ConsumedCapacity);
@@ -203,7 +211,7 @@ export class DynamoHostStore implements HostStore {
         ExpressionAttributeNames: { '#key': attribute },
         ExpressionAttributeValues: { ':key': filter[attribute] },
         Limit: pageSize,
-        ReturnConsumedCapacity: 'TOTAL',
+        ...this.capacity,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
     );
@@ -228,7 +236,7 @@ export class DynamoHostStore implements HostStore {
         TableName: this.tableName,
         Limit: pageSize,
         ConsistentRead: true,
-        ReturnConsumedCapacity: 'TOTAL',
+        ...this.capacity,
         ...filterExpression(filter),
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
@@ -261,7 +269,7 @@ export class DynamoHostStore implements HostStore {
         const result = await this.client.send(
           new BatchGetCommand({
             RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } },
-            ReturnConsumedCapacity: 'TOTAL',
+            ...this.capacity,
           }),
         );
         for (const consumed of result.ConsumedCapacity ?? []) this.onCapacity('BatchGetItem', consumed);
