@@ -47,6 +47,16 @@ export interface InboxConfig {
   sqsEndpoint?: string;
 }
 
+/** Where the snapshot secret comes from: given (env or file), or an SSM parameter read at boot (EC2). */
+export type SecretSource = { value: string } | { parameter: string };
+
+/** The configuration before the secret is in hand: main.ts resolves an SSM parameter, then calls withSecret. */
+export type BootConfig = Omit<AgentConfig, 'secret'> & { secret: SecretSource };
+
+export function withSecret(boot: BootConfig, secret: string): AgentConfig {
+  return { ...boot, secret };
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -64,6 +74,20 @@ export function loadConfig(
   env: Env = process.env,
   readText = (path: string) => readFileSync(path, 'utf8'),
 ): AgentConfig {
+  const boot = loadBootConfig(env, readText);
+  if ('parameter' in boot.secret) {
+    throw new ConfigError(
+      `FLEETFOLD_SECRET_PARAMETER (${boot.secret.parameter}) must be read from SSM first: use loadBootConfig`,
+    );
+  }
+  return withSecret(boot, boot.secret.value);
+}
+
+/** Like loadConfig, but on EC2 the secret may still be an SSM parameter to read (FLEETFOLD_SECRET_PARAMETER). */
+export function loadBootConfig(
+  env: Env = process.env,
+  readText = (path: string) => readFileSync(path, 'utf8'),
+): BootConfig {
   const get = (name: string): string | undefined => {
     const value = env[name]?.trim();
     return value ? value : undefined;
@@ -106,7 +130,18 @@ export function loadConfig(
       );
     }
   }
-  if (!secret) throw new ConfigError('FLEETFOLD_SECRET (or FLEETFOLD_SECRET_FILE) is not set');
+  // A secret given directly wins: an operator can always override what the boot script wrote.
+  const secretParameter = mode === 'ec2' && !secret ? get('FLEETFOLD_SECRET_PARAMETER') : undefined;
+  if (secretParameter !== undefined && !/^\/[A-Za-z0-9_.\-/]+$/.test(secretParameter)) {
+    throw new ConfigError(`FLEETFOLD_SECRET_PARAMETER="${secretParameter}" is not an SSM parameter name`);
+  }
+  if (!secret && secretParameter === undefined) {
+    throw new ConfigError(
+      mode === 'ec2'
+        ? 'FLEETFOLD_SECRET (or FLEETFOLD_SECRET_FILE, or FLEETFOLD_SECRET_PARAMETER) is not set'
+        : 'FLEETFOLD_SECRET (or FLEETFOLD_SECRET_FILE) is not set',
+    );
+  }
 
   const hostTypeText = mode === 'local' ? required('FLEETFOLD_HOST_TYPE') : get('FLEETFOLD_HOST_TYPE');
   const roles = required('FLEETFOLD_ROLES')
@@ -157,7 +192,7 @@ export function loadConfig(
   return {
     mode,
     hostId,
-    secret,
+    secret: secret ? { value: secret } : { parameter: secretParameter as string },
     bucket: required('FLEETFOLD_BUCKET'),
     group: name('FLEETFOLD_GROUP', required('FLEETFOLD_GROUP')),
     ...(hostTypeText === undefined ? {} : { hostType: name('FLEETFOLD_HOST_TYPE', hostTypeText) }),

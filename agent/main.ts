@@ -1,15 +1,17 @@
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { HostAgent, jsonLineLogger } from './agent.ts';
 import { AppliedStateStore } from './applied-state.ts';
 import type { StateApplier } from './apply/applier.ts';
 import { Ec2Applier } from './apply/ec2-applier.ts';
 import { LocalApplier } from './apply/local-applier.ts';
-import { type AgentConfig, ConfigError, loadConfig } from './config.ts';
+import { type AgentConfig, type BootConfig, ConfigError, loadBootConfig, withSecret } from './config.ts';
 import { Ec2FactSource, ImdsClient, imdsRegion } from './facts/ec2.ts';
 import { mulberry32, SimulatedHost } from './facts/simulated.ts';
 import type { FactSource } from './facts/source.ts';
 import { StateInbox } from './inbox.ts';
 import { HostRuntime } from './runtime.ts';
 import { createS3Client } from './s3-client.ts';
+import { readSecretParameter, SecretParameterError } from './secret-parameter.ts';
 import { createSqsClient } from './sqs-client.ts';
 
 /** Process entry: `node --import tsx agent/main.ts` (or `npx tsx agent/main.ts`), configured by FLEETFOLD_* env. */
@@ -54,10 +56,43 @@ function createApplier(config: AgentConfig, runtime: HostRuntime): StateApplier 
   return new Ec2Applier({ ...common, ...(config.applyCommand ? { command: config.applyCommand } : {}) });
 }
 
-async function main(): Promise<void> {
-  let config: AgentConfig;
+/** The secret as configured, or read from its SSM parameter (EC2); exits naming the parameter when it cannot be. */
+async function resolveSecret(boot: BootConfig, region: string): Promise<AgentConfig> {
+  if ('value' in boot.secret) return withSecret(boot, boot.secret.value);
+  const name = boot.secret.parameter;
+  // The default credential chain finds the instance role through IMDS.
+  const ssm = new SSMClient({ region });
   try {
-    config = loadConfig();
+    const secret = await readSecretParameter({
+      ssm,
+      name,
+      onRetry: (attempt, reason, delayMs) =>
+        jsonLineLogger.info({
+          hostId: boot.hostId,
+          msg: 'secret not readable yet',
+          name,
+          attempt,
+          reason,
+          delayMs,
+        }),
+    });
+    return withSecret(boot, secret);
+  } catch (error) {
+    if (error instanceof SecretParameterError) {
+      process.stderr.write(`fleetfold-agent: ${error.message}\n`);
+      // systemd starts the agent again (Restart=always): a tag that arrives late is picked up then.
+      process.exit(2);
+    }
+    throw error;
+  } finally {
+    ssm.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  let boot: BootConfig;
+  try {
+    boot = loadBootConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`fleetfold-agent: ${error.message}\n`);
@@ -66,12 +101,13 @@ async function main(): Promise<void> {
     throw error;
   }
   const imds =
-    config.mode === 'ec2' ? new ImdsClient(config.imdsUrl ? { baseUrl: config.imdsUrl } : {}) : undefined;
-  const region = config.s3.region ?? (imds ? await imdsRegion(imds) : undefined);
+    boot.mode === 'ec2' ? new ImdsClient(boot.imdsUrl ? { baseUrl: boot.imdsUrl } : {}) : undefined;
+  const region = boot.s3.region ?? (imds ? await imdsRegion(imds) : undefined);
   if (!region) {
     process.stderr.write('fleetfold-agent: no region: set FLEETFOLD_REGION or AWS_REGION\n');
     process.exit(2);
   }
+  const config = await resolveSecret(boot, region);
   const s3 = createS3Client(config, region);
   const runtime = new HostRuntime(config.services);
   const applier = createApplier(config, runtime);

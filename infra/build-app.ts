@@ -33,9 +33,51 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Flee
       ? contextPem
       : readFileSync(DEFAULT_UPLOAD_PUBLIC_KEY, 'utf8');
 
+  const shards = contextNumber(app, 'stateTopicShards');
+  const agentArtifactUrl = contextString(app, 'agentArtifactUrl');
+  const subnetIds = contextList(app, 'subnetIds');
+  const securityGroupIds = contextList(app, 'securityGroupIds');
+  const hostImageId = contextString(app, 'hostImageId');
+
   const stack = new FleetfoldStack(app, STACK_NAME, {
     description: 'fleetfold: event-sourced control plane for a fleet of hosts',
     uploadPublicKeyPem,
+    ...(shards === undefined ? {} : { stateTopicShards: shards }),
+    ...(agentArtifactUrl === undefined ? {} : { agentArtifactUrl }),
+    ...(subnetIds.length ? { hostSubnetIds: subnetIds } : {}),
+    ...(securityGroupIds.length ? { hostSecurityGroupIds: securityGroupIds } : {}),
+    ...(hostImageId === undefined ? {} : { hostImageId }),
   });
   return { app, stack };
+}
+
+/* `-c key=value` always gives strings; cdk.json or context passed in code may give numbers and arrays. */
+
+function contextString(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string')
+    throw new Error(`context ${key} must be a string, got ${JSON.stringify(value)}`);
+  return value.trim();
+}
+
+function contextNumber(app: App, key: string): number | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  const number = typeof value === 'number' ? value : Number(value);
+  if (!Number.isInteger(number) || number < 1) {
+    throw new Error(`context ${key} must be a whole number of at least 1, got ${JSON.stringify(value)}`);
+  }
+  return number;
+}
+
+/** A JSON array, or a comma-separated string (`-c subnetIds=subnet-a,subnet-b`). */
+function contextList(app: App, key: string): string[] {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return [];
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : undefined;
+  if (!items?.every((item) => typeof item === 'string')) {
+    throw new Error(`context ${key} must be a list of strings, got ${JSON.stringify(value)}`);
+  }
+  return items.map((item) => item.trim()).filter((item) => item !== '');
 }

@@ -4,7 +4,10 @@ import * as path from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +46,14 @@ function objectsArn(construct: IConstruct, pattern: string) {
   return { 'Fn::Join': ['', [arnOf(construct), `/${pattern}`]] };
 }
 
-type Statement = { Action: string | string[]; Effect: string; Resource: unknown; Principal?: unknown };
+type Statement = {
+  Sid?: string;
+  Action: string | string[];
+  Effect: string;
+  Resource: unknown;
+  Principal?: unknown;
+  Condition?: unknown;
+};
 
 function policyStatements(roleConstruct: IConstruct): Statement[] {
   const policies = template.findResources('AWS::IAM::Policy', {
@@ -55,6 +65,26 @@ function policyStatements(roleConstruct: IConstruct): Statement[] {
         .Statement,
   );
 }
+
+/** `arn:<partition>:<service>:<region>:<account>:<resource>` as CloudFormation spells it. */
+function regionalArn(service: string, resource: string) {
+  return {
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        `:${service}:`,
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        `:${resource}`,
+      ],
+    ],
+  };
+}
+
+const ssmService = { 'Fn::Join': ['', ['ssm.', { Ref: 'AWS::Region' }, '.amazonaws.com']] };
 
 function encodedKey(of: FleetfoldStack): string {
   const cfn = of.uploads.publicKey.node.defaultChild as cloudfront.CfnPublicKey;
@@ -466,12 +496,29 @@ describe('CloudFront upload path', () => {
 });
 
 describe('host instance role', () => {
-  it('may only put objects under snapshots/', () => {
-    expect(policyStatements(stack.hostRole.role)).toEqual([
+  it('may put snapshots, read inboxes, large states, the agent and only its own secret, nothing else', () => {
+    const bucket = stack.snapshots.bucket;
+    const statements = policyStatements(stack.hostRole.role);
+    expect(statements).toEqual([
+      { Action: 's3:PutObject', Effect: 'Allow', Resource: objectsArn(bucket, 'snapshots/*') },
+      expect.objectContaining({
+        Action: [
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:GetQueueUrl',
+          'sqs:GetQueueAttributes',
+        ],
+        Resource: regionalArn('sqs', 'fleetfold-inbox-*'),
+      }),
+      expect.objectContaining({ Action: 's3:GetObject', Resource: objectsArn(bucket, 'states/*') }),
+      expect.objectContaining({ Sid: 'ReadOwnSecretParameter' }),
+      expect.objectContaining({ Sid: 'DecryptOwnSecretParameter' }),
       {
-        Action: 's3:PutObject',
+        Sid: 'ReadAgentArtifacts',
+        Action: 's3:GetObject',
         Effect: 'Allow',
-        Resource: objectsArn(stack.snapshots.bucket, 'snapshots/*'),
+        Resource: objectsArn(bucket, 'agent/*'),
       },
     ]);
     template.hasResourceProperties('AWS::IAM::Role', {
@@ -482,6 +529,229 @@ describe('host instance role', () => {
     });
     template.hasResourceProperties('AWS::IAM::InstanceProfile', {
       Roles: [{ Ref: logicalId(stack.hostRole.role) }],
+    });
+  });
+
+  it('reads a secret parameter only when its instance-arn tag names the calling instance', () => {
+    const read = policyStatements(stack.hostRole.role).find((s) => s.Sid === 'ReadOwnSecretParameter');
+    expect(read).toEqual({
+      Sid: 'ReadOwnSecretParameter',
+      Action: 'ssm:GetParameter',
+      Effect: 'Allow',
+      Resource: regionalArn('ssm', 'parameter/fleetfold/hosts/*'),
+      Condition: {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
+        StringEquals: { 'ssm:resourceTag/fleetfold:instance-arn': '${ec2:SourceInstanceARN}' },
+      },
+    });
+  });
+
+  it('decrypts with the parameter key only through SSM, for host-secret parameters', () => {
+    const decrypt = policyStatements(stack.hostRole.role).find((s) => s.Sid === 'DecryptOwnSecretParameter');
+    expect(decrypt).toEqual({
+      Sid: 'DecryptOwnSecretParameter',
+      Action: 'kms:Decrypt',
+      Effect: 'Allow',
+      Resource: arnOf(stack.hostSecrets.key),
+      Condition: {
+        StringEquals: { 'kms:ViaService': ssmService },
+        StringLike: {
+          'kms:EncryptionContext:PARAMETER_ARN': regionalArn('ssm', 'parameter/fleetfold/hosts/*'),
+        },
+      },
+    });
+    expect(actionsOf(policyStatements(stack.hostRole.role))).not.toContain('ssm:PutParameter');
+  });
+});
+
+describe('desired-state fan-out', () => {
+  it('creates one encrypted, TLS-only state topic by default', () => {
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      TopicName: 'fleetfold-states',
+      KmsMasterKeyId: Match.anyValue(),
+    });
+  });
+
+  it('signs states with a retained ECC P-256 key', () => {
+    template.hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Retain',
+      Properties: { KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' },
+    });
+  });
+});
+
+describe('host secret parameters', () => {
+  it('encrypts them with a retained key of their own, with rotation', () => {
+    const key = template.toJSON().Resources[logicalId(stack.hostSecrets.key)];
+    expect(key.DeletionPolicy).toBe('Retain');
+    expect(key.Properties).toMatchObject({ EnableKeyRotation: true });
+    expect(logicalId(stack.hostSecrets.key)).not.toBe(logicalId(stack.secretsKey.key));
+  });
+
+  it('lets the reconcile write and tag host parameters and encrypt only through SSM', () => {
+    const statements = policyStatements(stack.reconcile.role);
+    expect(statements).toEqual(
+      expect.arrayContaining([
+        {
+          Sid: 'ManageHostSecretParameters',
+          Action: ['ssm:PutParameter', 'ssm:AddTagsToResource', 'ssm:DeleteParameter'],
+          Effect: 'Allow',
+          Resource: regionalArn('ssm', 'parameter/fleetfold/hosts/*'),
+        },
+        {
+          Sid: 'EncryptHostSecretParameters',
+          Action: 'kms:Encrypt',
+          Effect: 'Allow',
+          Resource: arnOf(stack.hostSecrets.key),
+          Condition: { StringEquals: { 'kms:ViaService': ssmService } },
+        },
+      ]),
+    );
+    expect(actionsOf(statements)).not.toContain('ssm:GetParameter');
+  });
+});
+
+describe('reconcile function', () => {
+  it('is told every resource it launches, signs and publishes with', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^Plans, applies'),
+      Environment: {
+        Variables: Match.objectLike({
+          HOSTS_TABLE: { Ref: logicalId(stack.tables.hosts) },
+          SECRETS_KEY_ID: arnOf(stack.secretsKey.key),
+          STATE_TOPIC_ARNS: { Ref: logicalId(stack.fanout.topics[0] as IConstruct) },
+          SIGNING_KEY_ARN: arnOf(stack.fanout.signingKey),
+          SECRET_PARAMETER_PREFIX: '/fleetfold/hosts/',
+          SECRET_PARAMETER_KEY_ARN: arnOf(stack.hostSecrets.key),
+          HOST_INSTANCE_ARN_PREFIX: regionalArn('ec2', 'instance/'),
+          FLEET_STACK_TAG: 'Fleetfold',
+          HOST_INSTANCE_PROFILE_ARN: arnOf(stack.hostRole.instanceProfile),
+          AGENT_ARTIFACT_URL: {
+            'Fn::Join': [
+              '',
+              ['s3://', { Ref: logicalId(stack.snapshots.bucket) }, '/agent/fleetfold-agent.tar.gz'],
+            ],
+          },
+        }),
+      },
+    });
+  });
+
+  it('launches nothing into subnets or security groups the operator did not name', () => {
+    const variables = template.toJSON().Resources[logicalId(stack.reconcile.function)].Properties.Environment
+      .Variables as Record<string, unknown>;
+    expect(variables).not.toHaveProperty('SUBNET_IDS');
+    expect(variables).not.toHaveProperty('SECURITY_GROUP_IDS');
+    expect(variables).not.toHaveProperty('DEFAULT_IMAGE');
+  });
+
+  it('may pass only the host role, only to EC2, and encrypt and decrypt host secrets', () => {
+    const statements = policyStatements(stack.reconcile.role);
+    const pass = statements.filter((s) => actionsOf([s]).includes('iam:PassRole'));
+    expect(pass).toEqual([
+      expect.objectContaining({
+        Resource: arnOf(stack.hostRole.role),
+        Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+      }),
+    ]);
+    const actions = actionsOf(statements);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'kms:Encrypt',
+        'kms:Decrypt',
+        'kms:Sign',
+        'sns:Publish',
+        'sqs:CreateQueue',
+        'ec2:RunInstances',
+        'dynamodb:PutItem',
+      ]),
+    );
+  });
+
+  it('writes plans and states to their own prefixes, which expire after 30 and 7 days', () => {
+    const bucket = stack.snapshots.bucket;
+    const puts = policyStatements(stack.reconcile.role).filter((s) =>
+      actionsOf([s]).includes('s3:PutObject'),
+    );
+    expect(puts.map((s) => s.Resource)).toEqual(
+      expect.arrayContaining([objectsArn(bucket, 'plans/*'), objectsArn(bucket, 'states/*')]),
+    );
+    expect(puts).toHaveLength(2);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Prefix: 'states/', ExpirationInDays: 7, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: 'plans/', ExpirationInDays: 30, Status: 'Enabled' }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('deploy-time context', () => {
+  // Built, not synthesized: resolving the constructs is enough, and a second synthesis would double this file's time.
+  const built = (context: Record<string, unknown>) =>
+    buildApp({
+      context: { 'aws:cdk:bundling-stacks': [], ...context },
+      outdir: mkdtempSync(path.join(outdir, 'context-')),
+    }).stack;
+  const environmentOf = (of: FleetfoldStack) =>
+    (
+      of.resolve((of.reconcile.function.node.defaultChild as lambda.CfnFunction).environment) as {
+        variables: Record<string, unknown>;
+      }
+    ).variables;
+  const hostStatementsOf = (of: FleetfoldStack) => {
+    const policy = of.hostRole.role.node.tryFindChild('DefaultPolicy') as iam.Policy;
+    return (of.resolve(policy.document.toJSON()) as { Statement: Statement[] }).Statement;
+  };
+
+  it('shards the state topics as stateTopicShards says and names every shard to the reconcile', () => {
+    const sharded = built({ stateTopicShards: '3' });
+    expect(sharded.fanout.topics).toHaveLength(3);
+    const names = sharded.fanout.topics.map(
+      (topic) => sharded.resolve((topic.node.defaultChild as sns.CfnTopic).topicName) as string,
+    );
+    expect(names).toEqual(['fleetfold-states-0', 'fleetfold-states-1', 'fleetfold-states-2']);
+    expect(JSON.stringify(environmentOf(sharded).STATE_TOPIC_ARNS)).toContain(
+      logicalId(sharded.fanout.topics[2] as IConstruct),
+    );
+  });
+
+  it('rejects a shard count that is not a whole number of at least 1', () => {
+    expect(() => built({ stateTopicShards: 'two' })).toThrow(/stateTopicShards/);
+    expect(() => built({ stateTopicShards: 0 })).toThrow(/stateTopicShards/);
+  });
+
+  it('installs the agent from agentArtifactUrl, readable by hosts as that one object', () => {
+    const url = 's3://artifacts-bucket/fleetfold/agent-1.2.tar.gz';
+    const custom = built({ agentArtifactUrl: url });
+    expect(environmentOf(custom).AGENT_ARTIFACT_URL).toBe(url);
+    const reads = hostStatementsOf(custom).filter((s) => s.Sid?.startsWith('ReadAgentArtifact'));
+    expect(reads).toEqual([
+      expect.objectContaining({
+        Action: 's3:GetObject',
+        Resource: {
+          'Fn::Join': [
+            '',
+            ['arn:', { Ref: 'AWS::Partition' }, ':s3:::artifacts-bucket/fleetfold/agent-1.2.tar.gz'],
+          ],
+        },
+      }),
+    ]);
+  });
+
+  it('launches hosts into the subnets, security groups and image the context names', () => {
+    const placed = built({
+      subnetIds: 'subnet-a, subnet-b',
+      securityGroupIds: ['sg-1'],
+      hostImageId: 'ami-123',
+    });
+    expect(environmentOf(placed)).toMatchObject({
+      SUBNET_IDS: 'subnet-a,subnet-b',
+      SECURITY_GROUP_IDS: 'sg-1',
+      DEFAULT_IMAGE: 'ami-123',
     });
   });
 });

@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -28,7 +29,7 @@ export class HostInstanceRole extends Construct {
     super(scope, id);
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: 'fleetfold host: may only upload snapshots',
+      description: 'fleetfold host: uploads snapshots, reads its inbox, its own secret and the agent',
     });
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -42,5 +43,36 @@ export class HostInstanceRole extends Construct {
       [`AwsSolutions-IAM5[Resource::${nagArn(props.bucket)}/${SNAPSHOT_PREFIX}*]`]:
         'Hosts choose their own key (snapshots/<hostId>/<seq>.json); IAM cannot name one host of a shared role, so the grant is the snapshots/ prefix and per-host integrity comes from the HMAC the ingest verifies.',
     });
+  }
+
+  /**
+   * The boot script downloads the agent with `aws s3 cp`: hosts may read the objects under `prefix`, so a new
+   * artifact can be published beside the old one without a deployment.
+   */
+  grantAgentArtifacts(bucket: s3.IBucket, prefix: string): void {
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAgentArtifacts',
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${prefix}*`)],
+      }),
+    );
+    acknowledge(this.role, {
+      [`AwsSolutions-IAM5[Resource::${nagArn(bucket)}/${prefix}*]`]:
+        'Agent artifacts are published under one prefix (e.g. agent/fleetfold-agent.tar.gz); hosts read them at boot and hold nothing secret.',
+    });
+  }
+
+  /** An agent artifact outside the stack's bucket (`s3://bucket/key`): hosts may read that one object. */
+  grantAgentArtifactUrl(url: string): void {
+    const match = /^s3:\/\/([^/\s]+)\/(\S+)$/.exec(url);
+    if (!match) throw new Error(`agent artifact URL "${url}" is not an s3://bucket/key URL`);
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAgentArtifact',
+        actions: ['s3:GetObject'],
+        resources: [`arn:${Stack.of(this).partition}:s3:::${match[1]}/${match[2]}`],
+      }),
+    );
   }
 }

@@ -1,6 +1,8 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { PLAN_PREFIX } from '../../functions/reconcile/plan-store.ts';
+import { STATE_PREFIX } from '../../shared/groups/fanout.ts';
 import { REJECTED_PREFIX, SNAPSHOT_PREFIX } from '../../shared/keys.ts';
 
 export interface SnapshotBucketProps {
@@ -15,6 +17,18 @@ export interface SnapshotBucketProps {
    * @default 90
    */
   readonly rejectedRetentionDays?: number;
+  /**
+   * Days after which desired states too large for a message (`states/<hostId>/<version>.json`) expire. A host
+   * fetches its state within moments of the message; a week covers an agent that was down for a while.
+   * @default 7
+   */
+  readonly stateRetentionDays?: number;
+  /**
+   * Days after which plans too large for a document (`plans/<planId>.json`) expire: a run needs its plan only
+   * while it lasts (at most a day), the rest is for looking into a past run.
+   * @default 30
+   */
+  readonly planRetentionDays?: number;
   /**
    * Days after which server access logs (and CloudFront logs written to the same bucket) expire.
    * @default 90
@@ -71,6 +85,12 @@ export class SnapshotBucket extends Construct {
           prefix: REJECTED_PREFIX,
           expiration: Duration.days(props.rejectedRetentionDays ?? 90),
         },
+        {
+          id: 'expire-states',
+          prefix: STATE_PREFIX,
+          expiration: Duration.days(props.stateRetentionDays ?? 7),
+        },
+        { id: 'expire-plans', prefix: PLAN_PREFIX, expiration: Duration.days(props.planRetentionDays ?? 30) },
       ],
       removalPolicy,
     });

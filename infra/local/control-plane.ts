@@ -12,6 +12,7 @@ import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
 import { statusOf } from '../../shared/fold.ts';
 import { inboxQueueName } from '../../shared/groups/fanout.ts';
+import type { HostIdentity, HostProvisioner } from '../../shared/groups/host-provisioning.ts';
 import type { DesiredHostState } from '../../shared/groups/model.ts';
 import type { DocumentStore, ReconcileStarter } from '../../shared/groups/ports.ts';
 import type { HostStore } from '../../shared/ports.ts';
@@ -117,13 +118,21 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
       void onCrash(instance, exit);
     },
   });
+  // Registration through the api handler, the secret in a file beside the agents: what SSM is on EC2.
+  const registerLocally = async (host: HostIdentity) => {
+    const file = secretFile(host.hostId);
+    await ensureRegistered(options.api(), host, file);
+    return file;
+  };
+  const provisioner: HostProvisioner = {
+    prepare: registerLocally,
+    // A local process is the only reader of its own file: there is no instance to grant it to.
+    bind: async () => {},
+  };
   const fleetPort = new LocalFleetPort({
     fleet,
-    register: async (request) => {
-      const file = secretFile(request.hostId);
-      await ensureRegistered(options.api(), request, file);
-      return { secretFile: file };
-    },
+    // Also reached without the reconcile (resumeGroup); a host the provisioner registered is reused.
+    register: async (request) => ({ secretFile: await registerLocally(request) }),
     agentEnv: (hostId) => ({
       FLEETFOLD_INBOX_QUEUE_URL: `${options.awsEndpoint}/${LOCAL_ACCOUNT_ID}/${inboxQueueName(hostId)}`,
       FLEETFOLD_CONTROL_PUBLIC_KEY_FILE: `${paths.stateSigningKey}.pub`,
@@ -139,6 +148,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
       blobs: new S3Blobs({ client: s3Direct, bucket: options.bucket }),
     }),
     fleet: fleetPort,
+    provisioner,
     publisher,
     settings: { pollSeconds: options.reconcilePollSeconds ?? 1, secretRef: secretFile },
     now: () => new Date(),

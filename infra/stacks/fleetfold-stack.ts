@@ -1,17 +1,21 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
+import { PLAN_PREFIX } from '../../functions/reconcile/plan-store.ts';
 import { REJECTED_PREFIX, SNAPSHOT_PREFIX } from '../../shared/keys.ts';
 import { bindBucket, bindKey, bindTable } from '../constructs/bindings.ts';
 import { ControlApi } from '../constructs/control-api.ts';
 import { FleetFunction } from '../constructs/fleet-function.ts';
+import { bindFleetControl } from '../constructs/fleet-permissions.ts';
 import { FleetTables } from '../constructs/fleet-tables.ts';
 import { HostInstanceRole } from '../constructs/host-instance-role.ts';
+import { HostSecretParameters } from '../constructs/host-secret-parameters.ts';
 import { HostSecretsKey } from '../constructs/host-secrets-key.ts';
 import { IngestQueue } from '../constructs/ingest-queue.ts';
 import { acknowledge } from '../constructs/nag.ts';
 import { ReconcileStateMachine } from '../constructs/reconcile-state-machine.ts';
 import { SnapshotBucket } from '../constructs/snapshot-bucket.ts';
+import { StateFanout } from '../constructs/state-fanout.ts';
 import { UploadDistribution } from '../constructs/upload-distribution.ts';
 
 export interface FleetfoldStackProps extends StackProps {
@@ -22,7 +26,35 @@ export interface FleetfoldStackProps extends StackProps {
    * @default 30
    */
   readonly snapshotRetentionDays?: number;
+  /**
+   * SNS topic shards the desired states fan out through: one per ~200 hosts (shardCountFor()).
+   * @default 1
+   */
+  readonly stateTopicShards?: number;
+  /**
+   * `s3://bucket/key` of the agent artifact EC2 hosts install at boot; hosts may read that one object.
+   * @default `s3://<snapshot bucket>/agent/fleetfold-agent.tar.gz` (hosts may read everything under agent/)
+   */
+  readonly agentArtifactUrl?: string;
+  /**
+   * Subnets hosts are launched into, spread by host id (one per AZ gives multi-AZ placement).
+   * @default none: the launch template's, else the default VPC's
+   */
+  readonly hostSubnetIds?: readonly string[];
+  /**
+   * @default none: the launch template's, else the VPC's default security group
+   */
+  readonly hostSecurityGroupIds?: readonly string[];
+  /**
+   * AMI for host types that name neither an image nor a launch template.
+   * @default none: such host types fail to launch, naming the host
+   */
+  readonly hostImageId?: string;
 }
+
+/** Where the default agent artifact lives in the snapshot bucket. */
+export const AGENT_ARTIFACT_PREFIX = 'agent/';
+export const AGENT_ARTIFACT_KEY = `${AGENT_ARTIFACT_PREFIX}fleetfold-agent.tar.gz`;
 
 /** Ingest settings the function reads in functions/ingest/config.ts; here so an operator can see and tune them. */
 export const INGEST_SETTINGS = {
@@ -47,6 +79,9 @@ export class FleetfoldStack extends Stack {
   readonly controlApi: ControlApi;
   readonly reconcile: FleetFunction;
   readonly reconcileMachine: ReconcileStateMachine;
+  readonly fanout: StateFanout;
+  readonly hostSecrets: HostSecretParameters;
+  readonly agentArtifactUrl: string;
 
   constructor(scope: Construct, id: string, props: FleetfoldStackProps) {
     super(scope, id, props);
@@ -111,15 +146,49 @@ export class FleetfoldStack extends Stack {
       memorySize: 512,
       timeout: Duration.minutes(2),
     });
+    // Hosts: the reconcile registers the hosts it launches and records the ones it terminates.
     bindTable(this.reconcile, 'EVENTS_TABLE', this.tables.events, 'readWrite');
-    bindTable(this.reconcile, 'HOSTS_TABLE', this.tables.hosts, 'read');
+    bindTable(this.reconcile, 'HOSTS_TABLE', this.tables.hosts, 'readWrite');
     bindTable(this.reconcile, 'DOCUMENTS_TABLE', this.tables.documents, 'readWrite');
     bindBucket(this.reconcile, 'BUCKET', bucket, {
-      get: ['plans/*'],
-      put: ['plans/*', 'states/*'],
+      get: [`${PLAN_PREFIX}*`],
+      put: [`${PLAN_PREFIX}*`],
       reason:
-        'Plans too large for a DynamoDB item go to plans/<planId>.json and states too large for a message to states/<hostId>/<version>.json; both keys are made at run time.',
+        'Plans too large for a DynamoDB item go to plans/<planId>.json; the plan id is made at run time.',
     });
+    // A launched host's secret is made, encrypted into its projection (as the api does) and read back on retry.
+    bindKey(this.reconcile, 'SECRETS_KEY_ID', this.secretsKey.key, 'encrypt');
+    bindKey(this.reconcile, 'SECRETS_KEY_ID', this.secretsKey.key, 'decrypt');
+
+    this.fanout = new StateFanout(this, 'StateFanout', {
+      bucket,
+      ...(props.stateTopicShards === undefined ? {} : { shardCount: props.stateTopicShards }),
+    });
+    this.fanout.grantPublish(this.reconcile);
+    this.fanout.grantSign(this.reconcile);
+    this.fanout.grantManageInboxes(this.reconcile);
+    this.fanout.grantReceive(this.hostRole.role);
+
+    this.hostSecrets = new HostSecretParameters(this, 'HostSecretParameters');
+    this.hostSecrets.grantManage(this.reconcile);
+    this.hostSecrets.grantReadOwn(this.hostRole.role);
+
+    bindFleetControl(this.reconcile, this.hostRole);
+    this.agentArtifactUrl = props.agentArtifactUrl ?? `s3://${bucket.bucketName}/${AGENT_ARTIFACT_KEY}`;
+    if (props.agentArtifactUrl === undefined) {
+      this.hostRole.grantAgentArtifacts(bucket, AGENT_ARTIFACT_PREFIX);
+    } else {
+      this.hostRole.grantAgentArtifactUrl(props.agentArtifactUrl);
+    }
+    this.reconcile.function.addEnvironment('AGENT_ARTIFACT_URL', this.agentArtifactUrl);
+    const launchSettings: [string, string | undefined][] = [
+      ['SUBNET_IDS', props.hostSubnetIds?.join(',')],
+      ['SECURITY_GROUP_IDS', props.hostSecurityGroupIds?.join(',')],
+      ['DEFAULT_IMAGE', props.hostImageId],
+    ];
+    for (const [name, value] of launchSettings) {
+      if (value) this.reconcile.function.addEnvironment(name, value);
+    }
     this.reconcileMachine = new ReconcileStateMachine(this, 'ReconcileMachine', {
       reconcileFunction: this.reconcile.function,
     });
@@ -145,6 +214,9 @@ export class FleetfoldStack extends Stack {
       value: this.reconcileMachine.stateMachine.stateMachineArn,
     });
     new CfnOutput(this, 'SecretsKeyArn', { value: this.secretsKey.key.keyArn });
+    new CfnOutput(this, 'StateTopicArns', { value: this.fanout.topics.map((t) => t.topicArn).join(',') });
+    new CfnOutput(this, 'StateSigningKeyArn', { value: this.fanout.signingKey.keyArn });
+    new CfnOutput(this, 'AgentArtifactUrl', { value: this.agentArtifactUrl });
     new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: this.ingestQueue.deadLetterQueue.queueUrl });
   }
 
