@@ -337,6 +337,17 @@ describe('planGroup: rollouts', () => {
     expect(actionsOf(plan, 'assign')).toHaveLength(4);
   });
 
+  it('defers the hosts of the rolled-out service that are still booting, so the rollout is not over without them', () => {
+    const state = given(cluster(), { 'media-3': { status: 'booting' } });
+    const plan = planGroup({ ...state, rollout: rollout() });
+
+    expect(actionsOf(plan, 'assign').map((action) => action.hostId)).not.toContain('media-3');
+    expect(plan.deferred).toContainEqual({
+      hostId: 'media-3',
+      reason: expect.stringMatching(/^booting: rollout r1/),
+    });
+  });
+
   it('touches only the hosts the select picks', () => {
     const plan = planGroup({ ...cluster(), rollout: rollout({ select: 'ids(media-2, media-4)' }) });
 

@@ -132,7 +132,8 @@ async function given(
   return {
     documents,
     plans,
-    async checkAt(secondsAfterApply: number): Promise<CheckResult> {
+    hosts,
+    async checkAt(secondsAfterApply: number, checkWindowMs = 0): Promise<CheckResult> {
       const handler = createReconcileHandler({
         events: new MemoryEventStore(),
         hosts,
@@ -140,7 +141,7 @@ async function given(
         fleet: unusedFleet,
         publisher: unusedPublisher,
         plans,
-        settings: { pollSeconds: 5, secretRef: (id) => id },
+        settings: { pollSeconds: 5, checkWindowMs, secretRef: (id) => id },
         now: () => new Date(APPLIED_AT + secondsAfterApply * 1000),
       });
       return (await handler({ step: 'check', plan: ref, wave: 0, deadline: DEADLINE })) as CheckResult;
@@ -175,6 +176,16 @@ describe('check step', () => {
     ]);
 
     expect(await wave.checkAt(10)).toMatchObject({ status: 'waiting', detail: 'waiting for h1' });
+  });
+
+  it('looks again within its window, so a host that reports meanwhile converges the wave in one check', async () => {
+    const wave = await given([
+      { hostId: 'h1', applied: 1 },
+      { hostId: 'h2', applied: 3 },
+    ]);
+    setTimeout(() => void wave.hosts.save({ ...host({ hostId: 'h1', applied: 2 }), version: 2 }), 250);
+
+    expect((await wave.checkAt(10, 5_000)).status).toBe('converged');
   });
 
   it('fails the wave when a host goes failed', async () => {

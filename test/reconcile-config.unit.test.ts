@@ -28,6 +28,7 @@ describe('loadReconcileConfig', () => {
       documentsTable: 'documents',
       bucket: 'fleetfold-snapshots',
       pollSeconds: 15,
+      checkWindowMs: 3_000,
       secretParameterPrefix: '/fleetfold/hosts/',
       secretParameterKeyArn: STACK_ENV.SECRET_PARAMETER_KEY_ARN,
       hostInstanceArnPrefix: STACK_ENV.HOST_INSTANCE_ARN_PREFIX,

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { ReconcileDeps } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
-import { finishStep, MAX_FOLLOW_UPS } from '../functions/reconcile/steps/finish.ts';
+import { finishStep, MAX_FOLLOW_UPS, MAX_ROLLOUT_PASSES } from '../functions/reconcile/steps/finish.ts';
 import type { PlanRef } from '../functions/reconcile/steps/types.ts';
 import type { Plan } from '../shared/groups/model.ts';
 import { MemoryDocumentStore, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
 
 const AT = new Date('2030-01-01T00:00:00.000Z');
 
-async function finishAfter(plan: Plan, followUps: number) {
+async function finishAfter(plan: Plan, followUps: number, rolloutId: string | null = null) {
   const documents = new MemoryDocumentStore();
   const plans = new DocumentPlanStore({ documents });
   await plans.save('demo.run', plan, AT);
@@ -22,7 +22,7 @@ async function finishAfter(plan: Plan, followUps: number) {
   const ref: PlanRef = {
     planId: 'demo.run',
     group: 'demo',
-    rolloutId: null,
+    rolloutId,
     waves: plan.waves.map((wave) => wave.index),
     deadlineSeconds: 60,
     pollSeconds: 1,
@@ -70,5 +70,19 @@ describe('finishing a pass', () => {
 
   it(`stops after ${MAX_FOLLOW_UPS} follow-up passes, however often hosts are launched`, async () => {
     expect(await finishAfter(launching, MAX_FOLLOW_UPS)).toMatchObject({ again: false });
+  });
+
+  it('carries a rollout on in another pass while its plan deferred hosts, instead of calling it a success', async () => {
+    const waiting: Plan = {
+      group: 'demo',
+      waves: [],
+      deferred: [{ hostId: 'demo-db-1', reason: 'booting' }],
+    };
+    expect(await finishAfter(waiting, 0, 'r-1')).toMatchObject({
+      status: 'running',
+      again: true,
+      rolloutId: 'r-1',
+    });
+    expect(await finishAfter(waiting, MAX_ROLLOUT_PASSES - 1, 'r-1')).toMatchObject({ again: true });
   });
 });

@@ -61,10 +61,14 @@ describe('reconcile state machine', () => {
     expect(states(fullAsl)[RECONCILE_STATES.rollback]?.Next).toBe(RECONCILE_STATES.reconcileFailed);
   });
 
-  it('applies, waits and checks each wave until it converges, and fails it otherwise', () => {
+  it('applies, checks, and waits and checks again each wave until it converges, and fails it otherwise', () => {
     const inner = waveStates(fullAsl);
-    expect(inner[RECONCILE_STATES.apply]?.Next).toBe(RECONCILE_STATES.wait);
-    expect(inner[RECONCILE_STATES.wait]).toMatchObject({ Type: 'Wait', SecondsPath: '$.plan.pollSeconds' });
+    expect(inner[RECONCILE_STATES.apply]?.Next).toBe(RECONCILE_STATES.check);
+    expect(inner[RECONCILE_STATES.wait]).toMatchObject({
+      Type: 'Wait',
+      SecondsPath: '$.plan.pollSeconds',
+      Next: RECONCILE_STATES.check,
+    });
     expect(inner[RECONCILE_STATES.check]?.Next).toBe(RECONCILE_STATES.converged);
     expect(inner[RECONCILE_STATES.converged]).toMatchObject({
       Choices: [

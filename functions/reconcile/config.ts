@@ -7,6 +7,8 @@ export interface ReconcileFunctionConfig {
   /** Plans too large for a document (plans/), states too large for a message (states/). */
   bucket: string;
   pollSeconds: number;
+  /** How long one Check keeps looking before the state machine waits pollSeconds (billed Lambda time). */
+  checkWindowMs: number;
   /** SSM parameter name prefix under which each host's secret is kept: `<prefix><hostId>`. */
   secretParameterPrefix: string;
   /** KMS key the secret parameters are encrypted with. */
@@ -27,6 +29,7 @@ export interface ReconcileFunctionConfig {
 }
 
 export const DEFAULT_POLL_SECONDS = 15;
+export const DEFAULT_CHECK_WINDOW_MS = 3_000;
 export const DEFAULT_SECRET_PARAMETER_PREFIX = '/fleetfold/hosts/';
 
 function list(env: Env, name: string): string[] {
@@ -60,6 +63,7 @@ export function loadReconcileConfig(env: Env): ReconcileFunctionConfig {
     documentsTable: required(env, 'DOCUMENTS_TABLE'),
     bucket: required(env, 'BUCKET'),
     pollSeconds: numberOr(env, 'POLL_SECONDS', DEFAULT_POLL_SECONDS),
+    checkWindowMs: numberOr(env, 'CHECK_WINDOW_MS', DEFAULT_CHECK_WINDOW_MS),
     secretParameterPrefix: env.SECRET_PARAMETER_PREFIX || DEFAULT_SECRET_PARAMETER_PREFIX,
     secretParameterKeyArn: required(env, 'SECRET_PARAMETER_KEY_ARN'),
     hostInstanceArnPrefix: required(env, 'HOST_INSTANCE_ARN_PREFIX'),

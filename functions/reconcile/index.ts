@@ -69,6 +69,7 @@ export const handler = middy(
     }),
     settings: {
       pollSeconds: config.pollSeconds,
+      checkWindowMs: config.checkWindowMs,
       secretRef: (hostId) => `${config.secretParameterPrefix}${hostId}`,
     },
     now: () => new Date(),

@@ -21,6 +21,7 @@ export const RECONCILE_STATES = {
   finish: 'Finish',
   followUp: 'FollowUp?',
   nextPass: 'NextPass',
+  passWait: 'PassWait',
   done: 'Done',
 } as const;
 
@@ -128,7 +129,9 @@ export class ReconcileStateMachine extends Construct {
       itemSelector: { 'plan.$': '$.plan', 'wave.$': '$$.Map.Item.Value' },
       resultPath: sfn.JsonPath.DISCARD,
     });
-    waves.itemProcessor(apply.next(wait).next(check).next(converged));
+    // Check right after Apply (it looks again for a while itself); wait only when it is still waiting.
+    wait.next(check);
+    waves.itemProcessor(apply.next(check).next(converged));
 
     const rollback = invoke(
       RECONCILE_STATES.rollback,
@@ -146,17 +149,26 @@ export class ReconcileStateMachine extends Construct {
     const finish = invoke(
       RECONCILE_STATES.finish,
       { step: 'finish', 'plan.$': '$.plan' },
-      ['status', 'again', 'followUps'],
+      ['status', 'again', 'followUps', 'rolloutId'],
       '$.finish',
     );
-    // A plan that launched hosts is made again once they report (their load balancers need their endpoints):
-    // a fresh pass for the group, the rollout (if any) being finished.
+    // Another pass when Finish asks for one (see finishStep): after a plan that launched hosts, whose load
+    // balancers need their endpoints, and while a rollout still waits for hosts coming up.
     const nextPass = new sfn.Pass(this, RECONCILE_STATES.nextPass, {
       stateName: RECONCILE_STATES.nextPass,
-      parameters: { 'group.$': '$.plan.group', reason: 'follow-up', 'followUps.$': '$.finish.followUps' },
+      parameters: {
+        'group.$': '$.plan.group',
+        reason: 'follow-up',
+        'rolloutId.$': '$.finish.rolloutId',
+        'followUps.$': '$.finish.followUps',
+      },
+    });
+    const passWait = new sfn.Wait(this, RECONCILE_STATES.passWait, {
+      stateName: RECONCILE_STATES.passWait,
+      time: sfn.WaitTime.secondsPath('$.plan.pollSeconds'),
     });
     const followUp = new sfn.Choice(this, RECONCILE_STATES.followUp, { stateName: RECONCILE_STATES.followUp })
-      .when(sfn.Condition.booleanEquals('$.finish.again', true), nextPass.next(plan))
+      .when(sfn.Condition.booleanEquals('$.finish.again', true), passWait.next(nextPass).next(plan))
       .otherwise(new sfn.Succeed(this, RECONCILE_STATES.done, { stateName: RECONCILE_STATES.done }));
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {

@@ -150,7 +150,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     fleet: fleetPort,
     provisioner,
     publisher,
-    settings: { pollSeconds: options.reconcilePollSeconds ?? 1, secretRef: secretFile },
+    settings: { pollSeconds: options.reconcilePollSeconds ?? 1, checkWindowMs: 2_000, secretRef: secretFile },
     now: () => new Date(),
   };
   const reconcile = new LazyLocalReconcileStarter(async () => {

@@ -306,6 +306,10 @@ interface Change {
   target: (slot: Slot) => ServiceSpec;
 }
 
+function isComingUp(slot: Slot): boolean {
+  return !slot.gone && (slot.status === 'booting' || slot.status === 'pending');
+}
+
 function rolloutTargets(context: Context, rollout: PlanRollout, leaving: ReadonlySet<Slot>): Change {
   const { group, projection } = context;
   const types = group.serviceHosts[rollout.service];
@@ -324,6 +328,12 @@ function rolloutTargets(context: Context, rollout: PlanRollout, leaving: Readonl
       !leaving.has(slot) &&
       (slot.status === 'running' || slot.status === 'draining'),
   );
+  // A host still coming up has no version to replace yet: deferred, so the rollout is not over without it.
+  for (const slot of projection.slots) {
+    if (typeSet.has(slot.hostType) && !leaving.has(slot) && isComingUp(slot)) {
+      context.plan.defer(slot.hostId, `${slot.status}: rollout ${rollout.id} picks it up once it runs`);
+    }
+  }
   const target = (slot: Slot) =>
     targetSpec(
       slot.state.services[rollout.service] ?? projection.typeOf(slot)?.services[rollout.service],

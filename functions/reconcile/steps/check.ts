@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Rollout } from '../../../shared/groups/model.ts';
 import { loadWave } from './apply.ts';
 import { liveSessionsOf, loadGroup, needsRenewal, runAliveUntil, updateRollout } from './common.ts';
@@ -9,6 +10,26 @@ import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
  * paused rollout is simply not converged yet; its deadline moves on while it is paused.
  */
 export async function checkStep(
+  deps: ReconcileDeps,
+  ref: PlanRef,
+  index: number,
+  deadline: string,
+): Promise<CheckResult> {
+  // Hosts usually apply a state within a second: looking again for a short while here is far cheaper (and
+  // quicker) than a Wait state plus another task, which Step Functions bills per transition.
+  const windowMs = deps.settings.checkWindowMs ?? 0;
+  const started = Date.now();
+  for (;;) {
+    const result = await checkOnce(deps, ref, index, deadline);
+    if (result.status !== 'waiting' || Date.now() - started + CHECK_INTERVAL_MS > windowMs) return result;
+    await sleep(CHECK_INTERVAL_MS);
+  }
+}
+
+/** How often a check looks again within its window. */
+const CHECK_INTERVAL_MS = 200;
+
+async function checkOnce(
   deps: ReconcileDeps,
   ref: PlanRef,
   index: number,

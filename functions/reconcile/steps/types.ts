@@ -22,7 +22,8 @@ export interface PlanRef {
 export interface ReconcileRequest {
   group: string;
   reason: string;
-  rolloutId?: string;
+  /** null on a follow-up pass that carries no rollout (JSONPath passes nulls, not absences). */
+  rolloutId?: string | null;
   /** Set by the state machine when it plans again within one run. */
   followUps?: number;
 }
@@ -47,6 +48,11 @@ export type ReconcileEvent =
 export interface ReconcileSettings {
   /** Seconds between two convergence checks of a wave. */
   pollSeconds: number;
+  /**
+   * How long one Check may keep looking (every 200 ms) before it answers "waiting" and the state machine
+   * waits pollSeconds; default 0 (look once).
+   */
+  checkWindowMs?: number;
   /** Where a launched host finds its HMAC secret (EC2: an SSM parameter name; local: a file). */
   secretRef: (hostId: string) => string;
 }
