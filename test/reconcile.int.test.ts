@@ -394,6 +394,53 @@ describe('reconcile on the synthesized state machine', () => {
     expect(statuses).toEqual(['running', 'succeeded']);
   });
 
+  it('drains a host with live sessions and updates it only once its sessions have ended', async () => {
+    await defineRunningGroup('drain', 2);
+    const busy = 'drain-media-1';
+    const setSessions = async (voice: number) => {
+      const record = (await hosts.get(busy)) as HostRecord;
+      await hosts.save({
+        ...record,
+        version: record.version + 1,
+        metrics: { load: 0.5, sessions: { voice, sms: 0, mms: 0, video: 0 } },
+      });
+    };
+    let checksWhileDraining = 0;
+    const h = harness({
+      around: async (event, invoke) => {
+        // The calls end two checks after the host was asked to drain.
+        if (event.step === 'check' && (await desiredOf(busy))?.mode === 'draining') {
+          checksWhileDraining += 1;
+          if (checksWhileDraining === 2) await setSessions(0);
+        }
+        return invoke();
+      },
+    });
+    expect((await h.run('drain', 'group-drain-start-1')).status).toBe('SUCCEEDED');
+    await setSessions(5);
+    const sent: { mode: string; version?: string; sessions: number }[] = [];
+    const publish = h.hostsDouble.publish.bind(h.hostsDouble);
+    h.hostsDouble.publish = async (states) => {
+      for (const state of states.filter((candidate) => candidate.hostId === busy)) {
+        const sessions = (await hosts.get(busy))?.metrics?.sessions.voice ?? 0;
+        sent.push({ mode: state.mode, version: state.services.media?.version, sessions });
+      }
+      return publish(states);
+    };
+    await requestRollout('drain', 'r-drain-1', '2.2.0');
+
+    const outcome = await h.run('drain', 'rollout-r-drain-1', 'r-drain-1');
+
+    expect(outcome.status).toBe('SUCCEEDED');
+    const drained = sent.findIndex((entry) => entry.mode === 'draining');
+    const updated = sent.findIndex((entry) => entry.version === '2.2.0');
+    expect(drained).toBeGreaterThanOrEqual(0);
+    expect(updated).toBeGreaterThan(drained);
+    expect(sent[drained]?.sessions).toBe(5);
+    expect(sent[updated]?.sessions).toBe(0);
+    expect(checksWhileDraining).toBeGreaterThanOrEqual(2);
+  });
+
   it('fails a wave whose host goes failed, rolls the rollout back and raises an alarm', async () => {
     await defineRunningGroup('failing', 4);
     const h = harness({ failsOn: (state) => state.services.media?.version === '9.9.9-bad' });
