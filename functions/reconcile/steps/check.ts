@@ -18,16 +18,17 @@ export async function checkStep(
   // Hosts usually apply a state within a second: looking again for a short while here is far cheaper (and
   // quicker) than a Wait state plus another task, which Step Functions bills per transition.
   const windowMs = deps.settings.checkWindowMs ?? 0;
+  const intervalMs = deps.settings.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
   const started = Date.now();
   for (;;) {
     const result = await checkOnce(deps, ref, index, deadline);
-    if (result.status !== 'waiting' || Date.now() - started + CHECK_INTERVAL_MS > windowMs) return result;
-    await sleep(CHECK_INTERVAL_MS);
+    if (result.status !== 'waiting' || Date.now() - started + intervalMs > windowMs) return result;
+    await sleep(intervalMs);
   }
 }
 
-/** How often a check looks again within its window. */
-const CHECK_INTERVAL_MS = 200;
+/** How often a check looks again within its window: each look reads every awaited host once. */
+export const DEFAULT_CHECK_INTERVAL_MS = 200;
 
 async function checkOnce(
   deps: ReconcileDeps,

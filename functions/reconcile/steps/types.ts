@@ -49,10 +49,12 @@ export interface ReconcileSettings {
   /** Seconds between two convergence checks of a wave. */
   pollSeconds: number;
   /**
-   * How long one Check may keep looking (every 200 ms) before it answers "waiting" and the state machine
+   * How long one Check may keep looking (every checkIntervalMs) before it answers "waiting" and the state machine
    * waits pollSeconds; default 0 (look once).
    */
   checkWindowMs?: number;
+  /** Between two looks within the window; default 200 ms. */
+  checkIntervalMs?: number;
   /** Where a launched host finds its HMAC secret (EC2: an SSM parameter name; local: a file). */
   secretRef: (hostId: string) => string;
 }
