@@ -107,6 +107,9 @@ async function main(): Promise<void> {
 
     const { controlPlane } = cloud;
     const resumed = await controlPlane.resumeGroup(DEMO_GROUP);
+    // Resumed agents start their services on new ports: plan once they have said so, or the load balancer
+    // would be planned from the ports of processes that are gone.
+    await reportedSince(cloud, resumed, Date.now() - (performance.now() - startedAt), () => shuttingDown);
     const demo = await applyDemoGroup(cloud.apiHandler);
     if (shuttingDown) return;
     const readyMs = performance.now() - startedAt;
@@ -138,6 +141,26 @@ async function main(): Promise<void> {
   } catch (error) {
     log('start failed', error);
     await shutdown('start failed', 1);
+  }
+}
+
+/** Waits (at most 30 s) until each host has posted a snapshot since `since` (ms since the epoch). */
+async function reportedSince(
+  cloud: LocalCloud,
+  hostIds: readonly string[],
+  since: number,
+  stopped: () => boolean,
+): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  const waiting = new Set(hostIds);
+  while (waiting.size > 0 && !stopped() && Date.now() < deadline) {
+    for (const hostId of [...waiting]) {
+      const response = await cloud.apiHandler(apiEvent('GET', `/hosts/${hostId}`));
+      const { lastSeen } =
+        response.statusCode === 200 ? (JSON.parse(response.body) as { lastSeen?: string }) : {};
+      if (lastSeen && Date.parse(lastSeen) >= since) waiting.delete(hostId);
+    }
+    if (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
