@@ -16,7 +16,7 @@ export function createReconcileHandler(deps: ReconcileDeps) {
   return async (event: ReconcileEvent): Promise<unknown> => {
     switch (event.step) {
       case 'plan':
-        return planStep(deps, event.request, event.executionName);
+        return planStep(deps, event.request, event.executionName, event.executionStart);
       case 'apply':
         return applyStep(deps, event.plan, event.wave);
       case 'check':

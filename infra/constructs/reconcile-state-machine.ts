@@ -85,7 +85,12 @@ export class ReconcileStateMachine extends Construct {
 
     const plan = invoke(
       RECONCILE_STATES.plan,
-      { step: 'plan', 'request.$': '$', 'executionName.$': '$$.Execution.Name' },
+      {
+        step: 'plan',
+        'request.$': '$',
+        'executionName.$': '$$.Execution.Name',
+        'executionStart.$': '$$.Execution.StartTime',
+      },
       ['planId', 'group', 'rolloutId', 'waves', 'deadlineSeconds', 'pollSeconds', 'followUps'],
       '$.plan',
     );

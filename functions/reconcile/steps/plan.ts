@@ -16,14 +16,21 @@ import {
 import { alarmOnRepeatedCrashes, alreadyRecorded, recordInstanceGone } from './instance-gone.ts';
 import type { PlanRef, ReconcileDeps, ReconcileRequest } from './types.ts';
 
-/** Step Functions execution names are ≤ 80 characters; a plan id is the group plus the run's name. */
+/**
+ * A plan id is the group plus the run: its name and, when known, its start time, so that a retried Plan step
+ * finds the plan it made, while a later run under the same name (local mode forgets names when it restarts;
+ * Step Functions reuses none for 90 days) makes a plan of its own.
+ */
 export function planIdFor(
   group: string,
   executionName: string | undefined,
   now: Date,
   followUps = 0,
+  executionStart?: string,
 ): string {
-  const run = `${group}.${executionName ?? `run-${now.getTime()}`}`;
+  const started = executionStart === undefined ? Number.NaN : Date.parse(executionStart);
+  const name = executionName ?? `run-${now.getTime()}`;
+  const run = `${group}.${name}${Number.isNaN(started) ? '' : `@${started}`}`;
   return followUps > 0 ? `${run}.pass-${followUps + 1}` : run;
 }
 
@@ -52,6 +59,7 @@ export async function planStep(
   deps: ReconcileDeps,
   request: ReconcileRequest,
   executionName: string | undefined,
+  executionStart?: string,
 ): Promise<PlanRef> {
   const now = deps.now();
   const group = await loadGroup(deps.documents, request.group);
@@ -97,7 +105,7 @@ export async function planStep(
     ? (await deps.documents.get<Rollout>('rollout', request.rolloutId))?.body
     : undefined;
   const followUps = request.followUps ?? 0;
-  const planId = planIdFor(request.group, executionName, now, followUps);
+  const planId = planIdFor(request.group, executionName, now, followUps, executionStart);
   // The Wait state's SecondsPath takes whole seconds only.
   const pollSeconds = Math.max(0, Math.ceil(deps.settings.pollSeconds));
   const { rollout: rolloutPolicy, drain } = group.compiled.configuration;

@@ -39,7 +39,7 @@ export interface CheckResult {
 }
 
 export type ReconcileEvent =
-  | { step: 'plan'; request: ReconcileRequest; executionName?: string }
+  | { step: 'plan'; request: ReconcileRequest; executionName?: string; executionStart?: string }
   | { step: 'apply'; plan: PlanRef; wave: number }
   | { step: 'check'; plan: PlanRef; wave: number; deadline: string }
   | { step: 'rollback'; plan: PlanRef; failure?: { Error?: string; Cause?: string } }
