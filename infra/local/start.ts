@@ -107,8 +107,8 @@ async function main(): Promise<void> {
 
     const { controlPlane } = cloud;
     const resumed = await controlPlane.resumeGroup(DEMO_GROUP);
-    // Resumed agents start their services on new ports: plan once they have said so, or the load balancer
-    // would be planned from the ports of processes that are gone.
+    // Resumed agents boot and start their services on new ports: plan once they are up and have said so, or
+    // the load balancer would be planned from the ports of processes that are gone.
     await reportedSince(cloud, resumed, Date.now() - (performance.now() - startedAt), () => shuttingDown);
     const demo = await applyDemoGroup(cloud.apiHandler);
     if (shuttingDown) return;
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** Waits (at most 30 s) until each host has posted a snapshot since `since` (ms since the epoch). */
+/** Waits (at most 30 s) until each host has reported itself up since `since` (ms since the epoch). */
 async function reportedSince(
   cloud: LocalCloud,
   hostIds: readonly string[],
@@ -156,9 +156,12 @@ async function reportedSince(
   while (waiting.size > 0 && !stopped() && Date.now() < deadline) {
     for (const hostId of [...waiting]) {
       const response = await cloud.apiHandler(apiEvent('GET', `/hosts/${hostId}`));
-      const { lastSeen } =
-        response.statusCode === 200 ? (JSON.parse(response.body) as { lastSeen?: string }) : {};
-      if (lastSeen && Date.parse(lastSeen) >= since) waiting.delete(hostId);
+      const { lastSeen, status } =
+        response.statusCode === 200
+          ? (JSON.parse(response.body) as { lastSeen?: string; status?: string })
+          : {};
+      const up = status !== 'booting' && status !== 'pending';
+      if (lastSeen && Date.parse(lastSeen) >= since && up) waiting.delete(hostId);
     }
     if (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, 250));
   }
