@@ -1,7 +1,6 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { ConflictError, TooLargeError } from '../../shared/errors.ts';
 import { hostStream } from '../../shared/events.ts';
-import { evolve, statusOf } from '../../shared/fold.ts';
 import { type IngestConfig, isVerdict, judgeSnapshot, parseSnapshot } from '../../shared/ingest.ts';
 import { parseSnapshotKey } from '../../shared/keys.ts';
 import type {
@@ -12,6 +11,7 @@ import type {
   SecretCipher,
   SnapshotStore,
 } from '../../shared/ports.ts';
+import { caughtUpProjection } from '../../shared/projection-catch-up.ts';
 import { arrivalsOf, type ObjectArrival } from './s3-event.ts';
 
 export type { IngestConfig } from '../../shared/ingest.ts';
@@ -166,25 +166,8 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
   throw new ConflictError(`gave up on ${arrival.key} after ${MAX_ATTEMPTS} races on ${stream}`);
 }
 
-/**
- * The stream is ahead of the projection: another writer appended, or a crash fell between append and save.
- * Fold the missing events into the projection so that every writer converges on the log's truth.
- */
+/** The stream is ahead of the projection: fold the missing events in and save it (see caughtUpProjection). */
 async function catchUpProjection(deps: IngestDeps, host: HostRecord): Promise<void> {
-  let record = host;
-  let cursor: string | undefined;
-  do {
-    const page = await deps.events.read(hostStream(host.hostId), { fromVersion: host.version + 1, cursor });
-    for (const event of page.events) {
-      const next = evolve(record, event);
-      record = {
-        ...record,
-        ...next,
-        status: statusOf(next),
-        lastSeq: Math.max(record.lastSeq, next.lastChangeSeq),
-      };
-    }
-    cursor = page.next;
-  } while (cursor);
+  const record = await caughtUpProjection(deps.events, host);
   if (record !== host) await deps.hosts.save(record);
 }

@@ -2,6 +2,7 @@ import { ConflictError } from '../../../shared/errors.ts';
 import { hostStream, type InstanceTerminated, type NewEvent } from '../../../shared/events.ts';
 import { evolve, statusOf } from '../../../shared/fold.ts';
 import type { HostRecord } from '../../../shared/ports.ts';
+import { caughtUpProjection } from '../../../shared/projection-catch-up.ts';
 import { appendOnce } from './common.ts';
 import type { ReconcileDeps } from './types.ts';
 
@@ -50,24 +51,8 @@ export async function recordInstanceGone(
   }
 }
 
-/** The projection with whatever its stream holds beyond it: an ingest racing us, or our own earlier try. */
-async function caughtUp(deps: Pick<ReconcileDeps, 'events'>, host: HostRecord): Promise<HostRecord> {
-  let record = host;
-  let cursor: string | undefined;
-  do {
-    const page = await deps.events.read(hostStream(host.hostId), { fromVersion: record.version + 1, cursor });
-    for (const event of page.events) {
-      const next = evolve(record, event);
-      record = {
-        ...record,
-        ...next,
-        status: statusOf(next),
-        lastSeq: Math.max(record.lastSeq, next.lastChangeSeq),
-      };
-    }
-    cursor = page.next;
-  } while (cursor);
-  return record;
+function caughtUp(deps: Pick<ReconcileDeps, 'events'>, host: HostRecord): Promise<HostRecord> {
+  return caughtUpProjection(deps.events, host);
 }
 
 /**
