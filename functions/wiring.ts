@@ -9,7 +9,8 @@ import type { DocumentStore, ReconcileStarter } from '../shared/groups/ports.ts'
 import type { IngestConfig } from '../shared/ingest.ts';
 import type { SecretCipher } from '../shared/ports.ts';
 import { newHostSecret } from '../shared/signing.ts';
-import { type ApiDeps, randomIdSuffix } from './api/handler.ts';
+import type { ApiDeps } from './api/deps.ts';
+import { randomIdSuffix } from './api/ids.ts';
 import { DEFAULT_INGEST_CONFIG } from './ingest/config.ts';
 import type { IngestDeps } from './ingest/handler.ts';
 

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import {
   isUnexpected,
@@ -62,10 +61,7 @@ export const ROUTES: readonly Route[] = [
   { pattern: '/rollouts/{id}/abort', methods: { POST: abortRollout } },
 ];
 
-/** A random host-id suffix: 8 lowercase hex digits, enough to keep generated ids within a type apart. */
-export function randomIdSuffix(): string {
-  return randomBytes(4).toString('hex');
-}
+export { randomIdSuffix } from './ids.ts';
 
 const CONTENT_TYPES: Record<Format, string> = {
   json: 'application/json; charset=utf-8',
