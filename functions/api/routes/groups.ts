@@ -21,11 +21,10 @@ import {
   parseJsonBody,
   parseQuery,
 } from '../http.ts';
+import { Cursor, historyQuery, readHistory } from './history.ts';
 import { rolloutView } from './rollouts.ts';
 
 const DEFAULT_LIST_LIMIT = 50;
-const DEFAULT_HISTORY_LIMIT = 100;
-const Cursor = z.string().check(z.minLength(1), z.maxLength(4096));
 
 const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
 
@@ -163,33 +162,12 @@ export async function stopGroup(deps: ApiDeps, request: ApiRequest, name: string
   return runResponse(groupService(deps).stopGroup(name));
 }
 
-const HistoryQuery = z
-  .strictObject({
-    limit: z.optional(intParam(1, 1000)),
-    next: z.optional(Cursor),
-    order: z.optional(z.enum(['asc', 'desc'])),
-    from: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
-    to: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
-  })
-  .check(
-    z.refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
-      path: ['from'],
-      message: 'from must not be after to',
-    }),
-  );
-
 /** The group's stream, deleted incarnations included: history outlives the group document. */
 export async function groupHistory(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
-  const query = parseQuery(HistoryQuery, request.query);
+  const query = historyQuery(request);
   checkGroupName(name);
   const stream = groupStream(name);
-  const page = await deps.events.read(stream, {
-    fromVersion: query.from,
-    toVersion: query.to,
-    direction: query.order === 'desc' ? 'backward' : 'forward',
-    limit: query.limit ?? DEFAULT_HISTORY_LIMIT,
-    cursor: query.next,
-  });
+  const page = await readHistory(deps, stream, query);
   if (
     page.events.length === 0 &&
     query.next === undefined &&

@@ -16,6 +16,7 @@ import {
   parseJsonBody,
   parseQuery,
 } from '../http.ts';
+import { Cursor, historyQuery, readHistory } from './history.ts';
 
 /** A host as the API shows it: the projection minus its secret ciphertext, which never leaves the store. */
 export interface HostView {
@@ -57,10 +58,8 @@ export function hostView(record: HostRecord): HostView {
 }
 
 const DEFAULT_LIST_LIMIT = 50;
-const DEFAULT_HISTORY_LIMIT = 100;
 /** The event store's largest page: folding reads whole streams, so fewer round trips matter. */
 const FOLD_PAGE = 1000;
-const Cursor = z.string().check(z.minLength(1), z.maxLength(4096));
 
 const ListQuery = z
   .strictObject({
@@ -107,31 +106,10 @@ export async function getHost(deps: ApiDeps, request: ApiRequest, hostId: string
   return { status: 200, xmlRoot: 'host', body: hostView(await requireHost(deps, hostId)) };
 }
 
-const HistoryQuery = z
-  .strictObject({
-    limit: z.optional(intParam(1, 1000)),
-    next: z.optional(Cursor),
-    order: z.optional(z.enum(['asc', 'desc'])),
-    from: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
-    to: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
-  })
-  .check(
-    z.refine((query) => query.from === undefined || query.to === undefined || query.from <= query.to, {
-      path: ['from'],
-      message: 'from must not be after to',
-    }),
-  );
-
 export async function hostHistory(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
-  const query = parseQuery(HistoryQuery, request.query);
+  const query = historyQuery(request);
   const { hostId } = await requireHost(deps, rawId);
-  const page = await deps.events.read(hostStream(hostId), {
-    fromVersion: query.from,
-    toVersion: query.to,
-    direction: query.order === 'desc' ? 'backward' : 'forward',
-    limit: query.limit ?? DEFAULT_HISTORY_LIMIT,
-    cursor: query.next,
-  });
+  const page = await readHistory(deps, hostStream(hostId), query);
   return { status: 200, xmlRoot: 'history', body: { hostId, events: page.events, next: page.next } };
 }
 
