@@ -1,7 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Rollout } from '../../../shared/groups/model.ts';
+import type { Rollout, Wave } from '../../../shared/groups/model.ts';
 import { loadWave } from './apply.ts';
-import { liveSessionsOf, loadGroup, needsRenewal, runAliveUntil, updateRollout } from './common.ts';
+import {
+  liveSessionsOf,
+  loadGroup,
+  mapLimited,
+  needsRenewal,
+  runAliveUntil,
+  updateRollout,
+} from './common.ts';
 import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
 
 /**
@@ -20,8 +27,14 @@ export async function checkStep(
   const windowMs = deps.settings.checkWindowMs ?? 0;
   const intervalMs = deps.settings.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
   const started = Date.now();
+  // The plan does not change while the wave is checked: read it once, not at every look.
+  let wave: Wave | undefined;
+  const waveOnce = async () => {
+    wave ??= await loadWave(deps, ref, index);
+    return wave;
+  };
   for (;;) {
-    const result = await checkOnce(deps, ref, index, deadline);
+    const result = await checkOnce(deps, ref, index, deadline, waveOnce);
     if (result.status !== 'waiting' || Date.now() - started + intervalMs > windowMs) return result;
     await sleep(intervalMs);
   }
@@ -35,6 +48,7 @@ async function checkOnce(
   ref: PlanRef,
   index: number,
   deadline: string,
+  waveOnce: () => Promise<Wave>,
 ): Promise<CheckResult> {
   const now = deps.now();
   if (ref.rolloutId) {
@@ -47,12 +61,13 @@ async function checkOnce(
       return { status: 'waiting', detail: 'rollout paused', deadline: pushed };
     }
   }
-  const wave = await loadWave(deps, ref, index);
+  const wave = await waveOnce();
   const failed: string[] = [];
   const behind: string[] = [];
   const stillServing: string[] = [];
-  for (const awaited of wave.awaits) {
-    const host = await deps.hosts.get(awaited.hostId);
+  const awaitedHosts = await mapLimited(wave.awaits, 16, (awaited) => deps.hosts.get(awaited.hostId));
+  for (const [position, awaited] of wave.awaits.entries()) {
+    const host = awaitedHosts[position];
     if (host?.status === 'failed') {
       failed.push(awaited.hostId);
       continue;
