@@ -1,5 +1,7 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HostView } from '../../functions/api/handler.ts';
 import { type LocalCloud, startLocalCloud } from './cloud.ts';
 import { applyDemoGroup, DEMO_GROUP } from './demo-group.ts';
 import { apiEvent } from './host-registration.ts';
@@ -109,7 +111,8 @@ async function main(): Promise<void> {
     const resumed = await controlPlane.resumeGroup(DEMO_GROUP);
     // Resumed agents boot and start their services on new ports: plan once they are up and have said so, or
     // the load balancer would be planned from the ports of processes that are gone.
-    await reportedSince(cloud, resumed, Date.now() - (performance.now() - startedAt), () => shuttingDown);
+    const startedAtMs = Date.now() - (performance.now() - startedAt);
+    await reportedSince(cloud, resumed, startedAtMs, () => shuttingDown);
     const demo = await applyDemoGroup(cloud.apiHandler);
     if (shuttingDown) return;
     const readyMs = performance.now() - startedAt;
@@ -137,11 +140,17 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
-    void reportLoadBalancer(cloud, () => shuttingDown);
+    void reportLoadBalancer(cloud, startedAtMs, () => shuttingDown);
   } catch (error) {
     log('start failed', error);
     await shutdown('start failed', 1);
   }
+}
+
+/** The host as GET /hosts/{id} shows it, or undefined while it is not registered. */
+async function hostView(cloud: LocalCloud, hostId: string): Promise<HostView | undefined> {
+  const response = await cloud.apiHandler(apiEvent('GET', `/hosts/${hostId}`));
+  return response.statusCode === 200 ? (JSON.parse(response.body) as HostView) : undefined;
 }
 
 /** Waits (at most 30 s) until each host has reported itself up since `since` (ms since the epoch). */
@@ -155,37 +164,26 @@ async function reportedSince(
   const waiting = new Set(hostIds);
   while (waiting.size > 0 && !stopped() && Date.now() < deadline) {
     for (const hostId of [...waiting]) {
-      const response = await cloud.apiHandler(apiEvent('GET', `/hosts/${hostId}`));
-      const { lastSeen, status } =
-        response.statusCode === 200
-          ? (JSON.parse(response.body) as { lastSeen?: string; status?: string })
-          : {};
-      const up = status !== 'booting' && status !== 'pending';
-      if (lastSeen && Date.parse(lastSeen) >= since && up) waiting.delete(hostId);
+      const host = await hostView(cloud, hostId);
+      const up = host !== undefined && host.status !== 'booting' && host.status !== 'pending';
+      if (up && host.lastSeen && Date.parse(host.lastSeen) >= since) waiting.delete(hostId);
     }
-    if (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+    if (waiting.size > 0) await sleep(250);
   }
 }
 
-/** Prints where the demo load balancer answers once its host reports the port it listens on. */
-async function reportLoadBalancer(cloud: LocalCloud, stopped: () => boolean): Promise<void> {
-  const startedAt = Date.now();
+/** Prints where the demo load balancer answers once its host reports the port it listens on since `since`. */
+async function reportLoadBalancer(cloud: LocalCloud, since: number, stopped: () => boolean): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (!stopped() && Date.now() < deadline) {
-    const response = await cloud.apiHandler(apiEvent('GET', `/hosts/${DEMO_GROUP}-lb-1`));
-    if (response.statusCode === 200) {
-      const host = JSON.parse(response.body) as {
-        observedAt?: string;
-        state?: { software?: Record<string, { port?: number }> };
-      };
-      const port = host.state?.software?.lb?.port;
-      // A port reported before this start belongs to a process that is gone.
-      if (port && host.observedAt && Date.parse(host.observedAt) >= startedAt) {
-        process.stdout.write(`fleetfold: the demo load balancer answers at http://127.0.0.1:${port}/\n`);
-        return;
-      }
+    const host = await hostView(cloud, `${DEMO_GROUP}-lb-1`);
+    const port = host?.state?.software.lb?.port;
+    // A port reported before this start belongs to a process that is gone.
+    if (port && host?.observedAt && Date.parse(host.observedAt) >= since) {
+      process.stdout.write(`fleetfold: the demo load balancer answers at http://127.0.0.1:${port}/\n`);
+      return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
 }
 
