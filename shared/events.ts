@@ -1,5 +1,7 @@
 import type { Change } from './diff.ts';
 import type { GroupEvent } from './groups/events.ts';
+import type { DesiredHostState } from './groups/model.ts';
+import type { Metrics } from './metrics.ts';
 
 /** A host was registered and given its secret (the secret itself is never an event). */
 export interface HostRegistered {
@@ -10,7 +12,14 @@ export interface HostRegistered {
 /** A snapshot showed the tracked state changed; `changes` turn the previous state into the new one. */
 export interface StateObserved {
   type: 'StateObserved';
-  data: { seq: number; observedAt: string; changes: Change[] };
+  data: {
+    seq: number;
+    observedAt: string;
+    changes: Change[];
+    /** S3's receipt time, and the raw load and sessions then: the projection's lastSeen and metrics. */
+    receivedAt?: string;
+    metrics?: Metrics;
+  };
 }
 
 /**
@@ -23,7 +32,26 @@ export interface InstanceTerminated {
   data: { instanceId: string; reason: string; status: 'failed' | 'stopped'; at: string };
 }
 
-export type HostEvent = HostRegistered | StateObserved | InstanceTerminated;
+/** What assigned a desired state: a rollout, a reconcile run, a rule. Any of them may be absent. */
+export interface AssignedBy {
+  /** The reconcile run (its plan id) that decided the state. */
+  run?: string;
+  rolloutId?: string;
+  rule?: string;
+  /** Why, in words: "rollout", "revert", "replacement", "load balancer members" … */
+  reason?: string;
+}
+
+/**
+ * The control plane told the host what to be: the full desired state, so any assignment can be read back
+ * ("what was this host told at version N") and compared with what it reported (drift).
+ */
+export interface StateAssigned {
+  type: 'StateAssigned';
+  data: { state: DesiredHostState; assignedAt: string; by: AssignedBy };
+}
+
+export type HostEvent = HostRegistered | StateObserved | InstanceTerminated | StateAssigned;
 export type HostEventType = HostEvent['type'];
 
 /** Every event any stream holds: host streams hold HostEvents, group streams GroupEvents. */

@@ -1,5 +1,6 @@
 import { applyChanges } from './diff.ts';
-import type { HostEvent, InstanceTerminated, RecordedEvent } from './events.ts';
+import type { AssignedBy, HostEvent, InstanceTerminated, RecordedEvent } from './events.ts';
+import type { DesiredHostState } from './groups/model.ts';
 import type { TrackedState } from './metrics.ts';
 import type { HostStatus } from './schemas.ts';
 
@@ -19,6 +20,16 @@ export interface HostState {
   observed?: TrackedState;
   /** Set when the host's instance ended; `afterSeq` = lastChangeSeq then, so a later observation outranks it. */
   terminated?: InstanceTerminated['data'] & { afterSeq: number };
+  /** The latest desired state assigned to the host (StateAssigned), with when and by what. */
+  assigned?: Assignment;
+}
+
+export interface Assignment {
+  state: DesiredHostState;
+  assignedAt: string;
+  by: AssignedBy;
+  /** The stream version of the StateAssigned event. */
+  version: number;
 }
 
 export function statusOf(host: HostState): HostStatus {
@@ -31,7 +42,7 @@ export function evolve(state: HostState | undefined, event: RecordedEvent): Host
   return { ...next, version: event.version };
 }
 
-function apply(state: HostState | undefined, event: HostEvent): HostState {
+function apply(state: HostState | undefined, event: RecordedEvent<HostEvent>): HostState {
   switch (event.type) {
     case 'HostRegistered':
       return { ...event.data, version: 0, lastChangeSeq: 0 };
@@ -47,6 +58,9 @@ function apply(state: HostState | undefined, event: HostEvent): HostState {
     case 'InstanceTerminated':
       if (!state) throw new Error('InstanceTerminated before HostRegistered: the stream is corrupt');
       return { ...state, terminated: { ...event.data, afterSeq: state.lastChangeSeq } };
+    case 'StateAssigned':
+      if (!state) throw new Error('StateAssigned before HostRegistered: the stream is corrupt');
+      return { ...state, assigned: { ...event.data, version: event.version } };
   }
 }
 

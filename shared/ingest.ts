@@ -117,7 +117,7 @@ export function judgeSnapshot(input: {
   const event: NewEvent<StateObserved> = {
     type: 'StateObserved',
     eventId,
-    data: { seq: snapshot.seq, observedAt: snapshot.signedAt, changes },
+    data: { seq: snapshot.seq, observedAt: snapshot.signedAt, changes, receivedAt: lastSeen, metrics },
   };
   return {
     kind: 'changed',

@@ -1,0 +1,30 @@
+import type { Projection, Stored } from '../command/runner.ts';
+import type { HostRecord, HostStore } from '../ports.ts';
+import type { HostStreamState } from './host-decider.ts';
+
+/**
+ * The host projection in the hosts table. A new host's record is created with its encrypted secret, which the
+ * stream never holds; after that every save is behind the store's version guard, which keeps the newest.
+ */
+export function hostProjection(
+  hosts: HostStore,
+  hostId: string,
+  options: { secretCiphertext?: string } = {},
+): Projection<HostStreamState> {
+  return {
+    async load(): Promise<Stored<HostStreamState> | undefined> {
+      const record = await hosts.get(hostId);
+      return record ? { state: record, revision: record.version } : undefined;
+    },
+    async save(state: HostStreamState, stored: Stored<HostStreamState> | undefined): Promise<void> {
+      if (!state) return;
+      if (stored?.state) {
+        await hosts.save(state);
+        return;
+      }
+      if (options.secretCiphertext === undefined)
+        throw new Error(`host ${hostId}: its projection is missing and no secret was given to create it`);
+      await hosts.create({ ...state, secretCiphertext: options.secretCiphertext } satisfies HostRecord);
+    },
+  };
+}
