@@ -1,0 +1,42 @@
+/**
+ * The host stream's commands for callers that hold ports, not a runner: each goes through runCommand with the
+ * host decider and the host projection.
+ */
+import { type CommandDeps, runCommand } from '../command/runner.ts';
+import { type AssignedBy, hostStream, type InstanceTerminated } from '../events.ts';
+import type { DesiredHostState } from '../groups/model.ts';
+import type { HostRecord, HostStore } from '../ports.ts';
+import { type HostCommand, hostDecider } from './host-decider.ts';
+import { hostProjection } from './host-projection.ts';
+
+export interface HostCommandDeps extends CommandDeps {
+  hosts: HostStore;
+}
+
+async function run(deps: HostCommandDeps, hostId: string, command: HostCommand) {
+  return runCommand(
+    deps,
+    { stream: hostStream(hostId), decider: hostDecider, projection: hostProjection(deps.hosts, hostId) },
+    command,
+  );
+}
+
+/** Records what the host is told; a state at or below the one it was last assigned changes nothing. */
+export async function assignState(
+  deps: HostCommandDeps,
+  state: DesiredHostState,
+  by: AssignedBy,
+): Promise<{ recorded: boolean; host: HostRecord | undefined }> {
+  const result = await run(deps, state.hostId, { type: 'Assign', state, by, at: deps.now() });
+  return { recorded: result.appended.length > 0, host: result.state };
+}
+
+/** Records that the host's instance ended, once per instance; returns the projection when it was recorded. */
+export async function recordTermination(
+  deps: HostCommandDeps,
+  hostId: string,
+  termination: Omit<InstanceTerminated['data'], 'at'>,
+): Promise<HostRecord | undefined> {
+  const result = await run(deps, hostId, { type: 'RecordTermination', termination, at: deps.now() });
+  return result.appended.length > 0 ? result.state : undefined;
+}
