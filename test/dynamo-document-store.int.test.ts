@@ -1,3 +1,5 @@
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,10 +7,14 @@ import { type ApiEvent, createApiHandler } from '../functions/api/handler.ts';
 import { buildApiDeps } from '../functions/wiring.ts';
 import { capacityMeter } from '../shared/adapters/capacity.ts';
 import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/adapters/dynalite.ts';
-import { DynamoDocumentStore, MAX_DOCUMENT_ITEM_BYTES } from '../shared/adapters/dynamo-document-store.ts';
-import { createTables } from '../shared/adapters/table-schemas.ts';
+import {
+  DynamoDocumentStore,
+  LISTABLE_KINDS,
+  MAX_DOCUMENT_ITEM_BYTES,
+} from '../shared/adapters/dynamo-document-store.ts';
+import { createTables, DOCUMENT_INDEXES } from '../shared/adapters/table-schemas.ts';
 import { ConflictError, TooLargeError, ValidationError } from '../shared/errors.ts';
-import type { StoredDocument } from '../shared/groups/ports.ts';
+import type { DocumentKind, StoredDocument } from '../shared/groups/ports.ts';
 import { DEMO_YAML } from './support/groups-harness.ts';
 import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.ts';
 
@@ -32,6 +38,12 @@ afterAll(async () => {
 function freshId(prefix = 'd'): string {
   counter += 1;
   return `${prefix}-${String(counter).padStart(5, '0')}`;
+}
+
+/** The item as DynamoDB holds it, read past the adapter by its primary key. */
+async function rawItem(tableName: string, key: string) {
+  const doc = DynamoDBDocumentClient.from(raw);
+  return (await doc.send(new GetCommand({ TableName: tableName, Key: { key }, ConsistentRead: true }))).Item;
 }
 
 describe('DynamoDocumentStore', () => {
@@ -129,8 +141,17 @@ describe('DynamoDocumentStore', () => {
 
   it('accepts a document just under the item limit, which DynamoDB stores', async () => {
     const id = freshId();
-    // kind + id + version + body + updatedAt names and values, with the version counted at its maximum.
-    const overhead = 'kind'.length + 4 + 'id'.length + id.length + 'version'.length + 21 + 'body'.length;
+    // key + kind + id + version + body + updatedAt names and values, with the version counted at its maximum.
+    const overhead =
+      'key'.length +
+      `plan#${id}`.length +
+      'kind'.length +
+      4 +
+      'id'.length +
+      id.length +
+      'version'.length +
+      21 +
+      'body'.length;
     const fixed =
       overhead + 'updatedAt'.length + at.toISOString().length + JSON.stringify({ blob: '' }).length;
     const blob = 'y'.repeat(MAX_DOCUMENT_ITEM_BYTES - fixed);
@@ -144,6 +165,59 @@ describe('DynamoDocumentStore', () => {
     const id = freshId();
     const body = { blob: '€'.repeat(Math.ceil(MAX_DOCUMENT_ITEM_BYTES / 3)) };
     await expect(store.put('plan', id, body, 0, at)).rejects.toBeInstanceOf(TooLargeError);
+  });
+
+  it('keeps every document in a partition of its own, keyed by kind and id', async () => {
+    const table = dynamo.tables.documents as string;
+    const { Table } = await raw.send(new DescribeTableCommand({ TableName: table }));
+    expect(Table?.KeySchema).toEqual([{ AttributeName: 'key', KeyType: 'HASH' }]);
+    const id = freshId();
+    const other = freshId();
+    const kinds: DocumentKind[] = ['group', 'rollout', 'desired', 'plan', 'lease'];
+    for (const kind of kinds) {
+      await store.put(kind, id, { of: kind }, 0, at);
+      await store.put(kind, other, { of: `${kind} other` }, 0, at);
+    }
+    for (const kind of kinds) {
+      for (const [documentId, of] of [
+        [id, kind],
+        [other, `${kind} other`],
+      ] as const) {
+        const item = await rawItem(table, `${kind}#${documentId}`);
+        expect(item).toMatchObject({ key: `${kind}#${documentId}`, kind, id: documentId, version: 1 });
+        expect(JSON.parse(item?.body as string)).toEqual({ of });
+        expect((await store.get<{ of: string }>(kind, documentId))?.body.of).toBe(of);
+      }
+    }
+  });
+
+  it('puts only listable kinds in the byKind index: rollouts, plans and the rest carry no listKind', async () => {
+    const table = dynamo.tables.documents as string;
+    expect([...LISTABLE_KINDS]).toEqual(['group']);
+    const id = freshId();
+    for (const kind of ['group', 'rollout', 'desired', 'plan', 'lease'] as const) {
+      await store.put(kind, id, {}, 0, at);
+    }
+    expect((await rawItem(table, `group#${id}`))?.listKind).toBe('group');
+    for (const kind of ['rollout', 'desired', 'plan', 'lease']) {
+      const item = await rawItem(table, `${kind}#${id}`);
+      expect(item).toBeDefined();
+      expect(item).not.toHaveProperty('listKind');
+    }
+    // A replacement keeps the document where it was: in the index or out of it.
+    await store.put('rollout', id, { step: 2 }, 1, at);
+    expect(await rawItem(table, `rollout#${id}`)).not.toHaveProperty('listKind');
+    await store.put('group', id, { step: 2 }, 1, at);
+    expect((await rawItem(table, `group#${id}`))?.listKind).toBe('group');
+  });
+
+  it('refuses to list a kind that is not listable, naming it', async () => {
+    for (const kind of ['rollout', 'desired', 'plan', 'lease'] as const) {
+      const error = await store.list(kind, 10).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).message).toContain(kind);
+      expect((error as ValidationError).details).toMatchObject({ field: 'kind', kind });
+    }
   });
 
   it('rejects an unknown kind, an empty id and a bad expected version', async () => {
@@ -209,7 +283,54 @@ describe('DynamoDocumentStore.list', () => {
   });
 
   it('lists an empty kind as no documents and no cursor', async () => {
-    expect(await listStore.list('plan', 10)).toEqual({ documents: [] });
+    await createTables(raw, { events: 'empty-events', hosts: 'empty-hosts', documents: 'empty-documents' });
+    const empty = new DynamoDocumentStore({ client: raw, tableName: 'empty-documents' });
+    await empty.put('rollout', 'r-1', {}, 0, at);
+    await empty.put('plan', 'p-1', {}, 0, at);
+    expect(await empty.list('group', 10)).toEqual({ documents: [] });
+  });
+
+  it('serves listings from a sparse index that holds the groups and nothing else', async () => {
+    await createTables(raw, {
+      events: 'sparse-events',
+      hosts: 'sparse-hosts',
+      documents: 'sparse-documents',
+    });
+    const sparse = new DynamoDocumentStore({ client: raw, tableName: 'sparse-documents' });
+    const groups = Array.from({ length: 9 }, (_, index) => `g-${index}`);
+    for (const [index, id] of groups.entries()) {
+      await sparse.put('group', id, { id }, 0, at);
+      // Other kinds under the same ids and in between them in id order.
+      await sparse.put('rollout', id, { id }, 0, at);
+      await sparse.put('plan', `g-${index}-plan`, {}, 0, at);
+      await sparse.put('lease', `g-${index}`, {}, 0, at);
+    }
+    const { Table } = await raw.send(new DescribeTableCommand({ TableName: 'sparse-documents' }));
+    expect(Table?.GlobalSecondaryIndexes?.map((index) => [index.IndexName, index.Projection])).toEqual([
+      [DOCUMENT_INDEXES.byKind, { ProjectionType: 'ALL' }],
+    ]);
+    const indexed = await DynamoDBDocumentClient.from(raw).send(
+      new ScanCommand({ TableName: 'sparse-documents', IndexName: DOCUMENT_INDEXES.byKind }),
+    );
+    expect(indexed.Items?.map((item) => item.key).sort()).toEqual(groups.map((id) => `group#${id}`));
+
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await sparse.list<{ id: string }>('group', 2, cursor);
+      pages.push(page.documents.map((document) => document.id));
+      for (const document of page.documents) {
+        expect(document).toEqual({
+          kind: 'group',
+          id: document.id,
+          version: 1,
+          body: { id: document.id },
+          updatedAt: at.toISOString(),
+        });
+      }
+      cursor = page.next;
+    } while (cursor !== undefined);
+    expect(pages).toEqual([['g-0', 'g-1'], ['g-2', 'g-3'], ['g-4', 'g-5'], ['g-6', 'g-7'], ['g-8']]);
   });
 
   it('rejects a cursor from another kind, a forged cursor and an out-of-range limit', async () => {

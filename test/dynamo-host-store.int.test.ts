@@ -1,8 +1,9 @@
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/adapters/dynalite.ts';
-import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
-import { createTables } from '../shared/adapters/table-schemas.ts';
+import { DynamoHostStore, statusShardKey } from '../shared/adapters/dynamo-host-store.ts';
+import { createTables, STATUS_SHARDS } from '../shared/adapters/table-schemas.ts';
 import { ConflictError, ValidationError } from '../shared/errors.ts';
 import type { HostFilter, HostRecord } from '../shared/ports.ts';
 import type { HostStatus } from '../shared/schemas.ts';
@@ -87,11 +88,18 @@ function stored(record: HostRecord): HostRecord {
   return JSON.parse(JSON.stringify(record)) as HostRecord;
 }
 
-async function listAll(filter: HostFilter, limit: number) {
+/** The stored item, read past the adapter: it shows the index keys the record does not. */
+async function rawItem(tableName: string, hostId: string) {
+  const doc = DynamoDBDocumentClient.from(raw);
+  return (await doc.send(new GetCommand({ TableName: tableName, Key: { hostId }, ConsistentRead: true })))
+    .Item;
+}
+
+async function listAll(filter: HostFilter, limit: number, from: DynamoHostStore = listStore) {
   const pages: HostRecord[][] = [];
   let cursor: string | undefined;
   do {
-    const page = await listStore.list(filter, limit, cursor);
+    const page = await from.list(filter, limit, cursor);
     pages.push(page.hosts);
     cursor = page.next;
   } while (cursor && pages.length < 100);
@@ -262,5 +270,128 @@ describe('DynamoHostStore list', () => {
     await expect(listStore.list({ version: '1.0.0' }, 2)).rejects.toBeInstanceOf(ValidationError);
     await expect(listStore.list({}, 0)).rejects.toBeInstanceOf(ValidationError);
     await expect(listStore.list({}, 101)).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe('DynamoHostStore status index shards', () => {
+  /** A table of its own: 100 hosts, 70 of them running, spread over the shards by their ids. */
+  let shardStore: DynamoHostStore;
+  const fleet: HostRecord[] = [];
+  const statusOf = (index: number): HostStatus =>
+    index % 10 < 7 ? 'running' : index % 10 < 9 ? 'draining' : 'failed';
+
+  beforeAll(async () => {
+    await createTables(raw, { events: 'shard-events', hosts: 'shard-hosts' });
+    shardStore = new DynamoHostStore({ client: raw, tableName: 'shard-hosts' });
+    for (let index = 0; index < 100; index += 1) {
+      fleet.push(
+        host({
+          hostId: `s-${String(index).padStart(3, '0')}`,
+          group: index % 2 === 0 ? 'blue' : 'green',
+          status: statusOf(index),
+          software: index % 3 === 0 ? { lb: '1.25' } : { 'call-router': '1.0.0' },
+        }),
+      );
+    }
+    // Created in reverse so no listing order can come from the order of the writes.
+    for (const record of [...fleet].reverse()) await shardStore.create(record);
+  });
+
+  it('spreads one status over many index partitions', async () => {
+    const running = fleet.filter((record) => record.status === 'running');
+    const shards = new Set<string>();
+    for (const record of running) {
+      const item = await rawItem('shard-hosts', record.hostId);
+      expect(item?.statusShard).toBe(statusShardKey('running', record.hostId));
+      expect(item?.statusShard).toMatch(/^running#([0-9]|[12][0-9]|3[01])$/);
+      shards.add(item?.statusShard as string);
+    }
+    expect(STATUS_SHARDS).toBe(32);
+    expect(shards.size).toBeGreaterThan(16);
+  });
+
+  it('lists 70 running hosts across every shard in id order, 7 a page', async () => {
+    const pages = await listAll({ status: 'running' }, 7, shardStore);
+    const wanted = fleet.filter((record) => record.status === 'running').map(stored);
+    expect(wanted).toHaveLength(70);
+    expect(pages.map((page) => page.length)).toEqual(Array(10).fill(7));
+    expect(pages.flat()).toStrictEqual(wanted);
+  });
+
+  it('applies the rest of the filter and still fills every page but the last', async () => {
+    for (const [filter, limit] of [
+      [{ status: 'running', service: 'lb' }, 4],
+      [{ status: 'draining' }, 3],
+      [{ status: 'failed', service: 'call-router' }, 2],
+      [{ status: 'running' }, 100],
+      [{ status: 'running' }, 2],
+    ] as [HostFilter, number][]) {
+      const pages = await listAll(filter, limit, shardStore);
+      const wanted = fleet
+        .filter(
+          (record) =>
+            record.status === filter.status &&
+            (filter.service === undefined || record.observed?.software[filter.service] !== undefined),
+        )
+        .map(stored);
+      expect(wanted.length).toBeGreaterThan(0);
+      expect(pages.flat()).toStrictEqual(wanted);
+      for (const page of pages.slice(0, -1)) expect(page).toHaveLength(limit);
+      expect(pages.at(-1)?.length).toBeGreaterThan(0);
+    }
+    expect(await shardStore.list({ status: 'stopped' }, 5)).toStrictEqual({ hosts: [] });
+  });
+
+  it('prefers the group index when a group is given, as before', async () => {
+    const pages = await listAll({ group: 'blue', status: 'draining' }, 3, shardStore);
+    expect(pages.flat()).toStrictEqual(
+      fleet.filter((record) => record.group === 'blue' && record.status === 'draining').map(stored),
+    );
+  });
+
+  it('resumes from a cursor after the last host it returned, and only for the same status', async () => {
+    const first = await shardStore.list({ status: 'running' }, 7);
+    expect(first.next).toBeDefined();
+    const second = await shardStore.list({ status: 'running' }, 7, first.next);
+    const running = fleet.filter((record) => record.status === 'running').map(stored);
+    expect(second.hosts).toStrictEqual(running.slice(7, 14));
+    await expect(shardStore.list({ status: 'draining' }, 7, first.next)).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(shardStore.list({ group: 'blue' }, 7, first.next)).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('moves a host to the shard of its new status when its status changes', async () => {
+    const hostId = freshId('move');
+    await shardStore.create(host({ hostId, status: 'running', version: 2, lastSeq: 1 }));
+    expect((await rawItem('shard-hosts', hostId))?.statusShard).toBe(statusShardKey('running', hostId));
+
+    expect(await shardStore.save(host({ hostId, status: 'draining', version: 3, lastSeq: 2 }))).toBe(true);
+    const moved = await rawItem('shard-hosts', hostId);
+    expect(moved?.statusShard).toBe(statusShardKey('draining', hostId));
+    // The shard number comes from the id alone: only the status part of the key changes.
+    expect(String(moved?.statusShard).split('#')[1]).toBe(statusShardKey('running', hostId).split('#')[1]);
+    expect(await shardStore.get(hostId)).not.toHaveProperty('statusShard');
+
+    const ids = async (status: HostStatus) =>
+      (await listAll({ status }, 50, shardStore)).flat().map((record) => record.hostId);
+    expect(await ids('draining')).toContain(hostId);
+    expect(await ids('running')).not.toContain(hostId);
+
+    // A refused (older) save leaves the key where the stored status says.
+    expect(await shardStore.save(host({ hostId, status: 'failed', version: 2, lastSeq: 9 }))).toBe(false);
+    expect((await rawItem('shard-hosts', hostId))?.statusShard).toBe(statusShardKey('draining', hostId));
+
+    // A heartbeat does not touch the status, nor its key.
+    expect(
+      await shardStore.touch({
+        hostId,
+        version: 3,
+        lastSeq: 3,
+        lastSeen: '2025-01-01T00:09:00.000Z',
+        metrics: { load: 0.1, sessions: { voice: 0, sms: 0, mms: 0, video: 0 } },
+      }),
+    ).toBe(true);
+    expect((await rawItem('shard-hosts', hostId))?.statusShard).toBe(statusShardKey('draining', hostId));
   });
 });

@@ -13,7 +13,7 @@ import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../infra/build-app.ts';
 import type { FleetfoldStack } from '../infra/stacks/fleetfold-stack.ts';
-import { EVENTS_TABLE, HOSTS_TABLE } from '../shared/adapters/table-schemas.ts';
+import { DOCUMENTS_TABLE, EVENTS_TABLE, HOSTS_TABLE } from '../shared/adapters/table-schemas.ts';
 
 /*
  * One synthesis (with the cdk-nag plugin registered, exactly as `cdk synth` runs it) feeds every assertion.
@@ -248,6 +248,51 @@ describe('tables', () => {
         GlobalSecondaryIndexes: expectedIndexes,
         BillingMode: 'PAY_PER_REQUEST',
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      },
+    });
+  });
+
+  it('write-shards the status index: its partition key is the status with a shard of the host id', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'hostId', KeyType: 'HASH' }],
+      AttributeDefinitions: Match.arrayWith([{ AttributeName: 'statusShard', AttributeType: 'S' }]),
+      GlobalSecondaryIndexes: Match.arrayWith([
+        {
+          IndexName: 'byStatus',
+          KeySchema: [
+            { AttributeName: 'statusShard', KeyType: 'HASH' },
+            { AttributeName: 'hostId', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ]),
+    });
+  });
+
+  it('keys documents one partition each and lists them from a sparse index projecting whole items', () => {
+    expect(DOCUMENTS_TABLE.sortKey).toBeUndefined();
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: [{ AttributeName: 'key', KeyType: 'HASH' }],
+        AttributeDefinitions: [
+          { AttributeName: 'key', AttributeType: 'S' },
+          { AttributeName: 'listKind', AttributeType: 'S' },
+          { AttributeName: 'id', AttributeType: 'S' },
+        ],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byKind',
+            KeySchema: [
+              { AttributeName: 'listKind', KeyType: 'HASH' },
+              { AttributeName: 'id', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
       },
     });
   });

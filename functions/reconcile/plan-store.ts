@@ -1,4 +1,3 @@
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
 import type { Plan } from '../../shared/groups/model.ts';
 import type { DocumentStore } from '../../shared/groups/ports.ts';
@@ -21,34 +20,6 @@ export const INLINE_PLAN_LIMIT_BYTES = 300 * 1024;
 export interface BlobStore {
   put(key: string, body: string): Promise<{ bucket: string; key: string }>;
   get(ref: { bucket: string; key: string }): Promise<string>;
-}
-
-export class S3Blobs implements BlobStore {
-  readonly #client: S3Client;
-  readonly #bucket: string;
-
-  constructor(options: { client: S3Client; bucket: string }) {
-    this.#client = options.client;
-    this.#bucket = options.bucket;
-  }
-
-  async put(key: string, body: string) {
-    await this.#client.send(
-      new PutObjectCommand({
-        Bucket: this.#bucket,
-        Key: key,
-        Body: body,
-        ContentType: 'application/json',
-      }),
-    );
-    return { bucket: this.#bucket, key };
-  }
-
-  async get(ref: { bucket: string; key: string }) {
-    const response = await this.#client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
-    if (!response.Body) throw new NotFoundError(`plan object ${ref.key} has no body`, { key: ref.key });
-    return response.Body.transformToString('utf8');
-  }
 }
 
 export const PLAN_PREFIX = 'plans/';

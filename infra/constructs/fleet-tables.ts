@@ -56,7 +56,8 @@ function tableFromSchema(
       indexName: index.indexName,
       partitionKey: attribute(index.partitionKey),
       sortKey: attribute(index.sortKey),
-      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
+      projectionType:
+        index.projection === 'ALL' ? dynamodb.ProjectionType.ALL : dynamodb.ProjectionType.KEYS_ONLY,
     });
   }
   return table;

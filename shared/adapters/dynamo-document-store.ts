@@ -16,8 +16,20 @@ import {
   encodeCursor,
   isConditionalCheckFailed,
 } from './dynamo-common.ts';
+import { DOCUMENT_INDEXES } from './table-schemas.ts';
 
-const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>(['group', 'rollout', 'desired', 'plan']);
+const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>([
+  'group',
+  'rollout',
+  'desired',
+  'plan',
+  'lease',
+]);
+/**
+ * The kinds `list` serves, the only ones written to the byKind index: few and small, so the index (one
+ * partition per kind) stays cold while rollouts, plans and leases are written at fleet rate.
+ */
+export const LISTABLE_KINDS: ReadonlySet<DocumentKind> = new Set<DocumentKind>(['group']);
 const MAX_LIST_LIMIT = 1000;
 /** DynamoDB's item limit, attribute names included. */
 export const MAX_DOCUMENT_ITEM_BYTES = 400 * 1024;
@@ -30,6 +42,10 @@ const NUMBER_BYTES = 21;
  * inside a document on the server side.
  */
 interface DocumentItem {
+  /** `${kind}#${id}`: the table's partition key, one partition per document. */
+  key: string;
+  /** Present only for listable kinds, which puts exactly those in the sparse byKind index. */
+  listKind?: DocumentKind;
   kind: DocumentKind;
   id: string;
   version: number;
@@ -39,7 +55,7 @@ interface DocumentItem {
 
 export type DynamoDocumentStoreOptions = DynamoAdapterOptions;
 
-/** Versioned documents, one item each (pk `kind`, sk `id`), written only with a version guard. */
+/** Versioned documents, one item each (pk `${kind}#${id}`), written only with a version guard. */
 export class DynamoDocumentStore implements DocumentStore {
   private readonly client: DynamoDBDocumentClient;
   private readonly tableName: string;
@@ -56,7 +72,7 @@ export class DynamoDocumentStore implements DocumentStore {
     const result = await this.client.send(
       new GetCommand({
         TableName: this.tableName,
-        Key: { kind, id },
+        Key: { key: documentKey(kind, id) },
         ConsistentRead: true,
         ReturnConsumedCapacity: 'TOTAL',
       }),
@@ -77,6 +93,8 @@ export class DynamoDocumentStore implements DocumentStore {
     const json = JSON.stringify(body);
     if (json === undefined) throw new ValidationError('a document body must be JSON', { kind, id });
     const item: DocumentItem = {
+      key: documentKey(kind, id),
+      ...(LISTABLE_KINDS.has(kind) ? { listKind: kind } : {}),
       kind,
       id,
       version: expectedVersion + 1,
@@ -113,7 +131,7 @@ export class DynamoDocumentStore implements DocumentStore {
       const result = await this.client.send(
         new DeleteCommand({
           TableName: this.tableName,
-          Key: { kind, id },
+          Key: { key: documentKey(kind, id) },
           ...versionGuard(expectedVersion),
           ReturnConsumedCapacity: 'TOTAL',
         }),
@@ -130,23 +148,33 @@ export class DynamoDocumentStore implements DocumentStore {
     cursor?: string,
   ): Promise<{ documents: StoredDocument<T>[]; next?: string }> {
     checkKind(kind);
+    if (!LISTABLE_KINDS.has(kind)) {
+      throw new ValidationError(
+        `${kind} documents cannot be listed; only ${[...LISTABLE_KINDS].join(', ')} documents can`,
+        { field: 'kind', kind },
+      );
+    }
     checkLimit(limit, MAX_LIST_LIMIT);
-    let startKey: Record<string, string | number> | undefined;
+    let startKey: Record<string, string> | undefined;
     if (cursor !== undefined) {
-      startKey = decodeCursor(cursor, { kind: 'string', id: 'string' });
-      if (startKey.kind !== kind) {
+      const after = decodeCursor(cursor, { kind: 'string', id: 'string' });
+      if (after.kind !== kind) {
         throw new ValidationError('cursor belongs to another listing', { field: 'cursor' });
       }
+      const id = after.id as string;
+      // An index's start key names the table's key as well as its own.
+      startKey = { listKind: kind, id, key: documentKey(kind, id) };
     }
-    // One item more than asked tells whether a next page exists, so `next` never leads to an empty page.
+    // One item more than asked tells whether a next page exists, so `next` never leads to an empty page. A
+    // global index cannot be read strongly consistently: a group written a moment ago may be missing here.
     const result = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
-        KeyConditionExpression: '#kind = :kind',
-        ExpressionAttributeNames: { '#kind': 'kind' },
+        IndexName: DOCUMENT_INDEXES.byKind,
+        KeyConditionExpression: '#listKind = :kind',
+        ExpressionAttributeNames: { '#listKind': 'listKind' },
         ExpressionAttributeValues: { ':kind': kind },
         Limit: limit + 1,
-        ConsistentRead: true,
         ReturnConsumedCapacity: 'TOTAL',
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
@@ -158,8 +186,9 @@ export class DynamoDocumentStore implements DocumentStore {
     const last = page.at(-1);
     if (items.length > limit && last) return { documents, next: encodeCursor({ kind, id: last.id }) };
     // A page cut short by the 1 MB response limit still has more behind it.
-    if (result.LastEvaluatedKey) {
-      return { documents, next: encodeCursor(result.LastEvaluatedKey as Record<string, string | number>) };
+    const lastEvaluated = result.LastEvaluatedKey as Partial<DocumentItem> | undefined;
+    if (lastEvaluated?.id !== undefined) {
+      return { documents, next: encodeCursor({ kind, id: lastEvaluated.id }) };
     }
     return { documents };
   }
@@ -207,6 +236,11 @@ function itemBytes(item: DocumentItem): number {
   return size;
 }
 
+function documentKey(kind: DocumentKind, id: string): string {
+  // Kinds hold no '#', so the first one separates kind from id and no two (kind, id) pairs share a key.
+  return `${kind}#${id}`;
+}
+
 function toDocument<T>(item: DocumentItem): StoredDocument<T> {
   return {
     kind: item.kind,
@@ -225,7 +259,7 @@ function checkKind(kind: DocumentKind): void {
 
 function checkKey(kind: DocumentKind, id: string): void {
   checkKind(kind);
-  // DynamoDB refuses empty key strings and sort keys over 1024 bytes with an opaque error.
+  // DynamoDB refuses empty key strings and sort keys (the id is byKind's) over 1024 bytes with an opaque error.
   if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id, 'utf8') > 1024) {
     throw new ValidationError('a document id must be a non-empty string of at most 1024 bytes', {
       field: 'id',

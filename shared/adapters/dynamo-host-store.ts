@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { HeartbeatUpdate, HostFilter, HostPage, HostRecord, HostStore } from '../ports.ts';
+import type { HostStatus } from '../schemas.ts';
 import {
   type CapacityListener,
   type CursorKey,
@@ -22,7 +23,7 @@ import {
   isConditionalCheckFailed,
   withoutUndefined,
 } from './dynamo-common.ts';
-import { HOST_INDEXES } from './table-schemas.ts';
+import { HOST_INDEXES, STATUS_SHARDS } from './table-schemas.ts';
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 100;
@@ -58,6 +59,36 @@ interface Batch {
   lastKey?: CursorKey;
 }
 
+/** The stored item: the record plus the status index's key, which is no part of the record. */
+type HostItem = HostRecord & { statusShard: string };
+
+/** One shard of the status index as a listing reads it: the ids fetched and not yet merged, in id order. */
+interface ShardReader {
+  statusShard: string;
+  hostIds: string[];
+  /** The highest id this shard returned, where its next query starts. */
+  after?: string;
+  done: boolean;
+}
+
+/** The byStatus key of a host: spreads one status over STATUS_SHARDS partitions, stable for a host id. */
+export function statusShardKey(status: HostStatus, hostId: string): string {
+  return shardKey(status, shardOf(hostId));
+}
+
+function shardKey(status: HostStatus, shard: number): string {
+  return `${status}#${shard}`;
+}
+
+/** FNV-1a over the id's UTF-8 bytes: stable across processes and releases, unlike anything seeded. */
+function shardOf(hostId: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(hostId, 'utf8')) {
+    hash = Math.imul(hash ^ byte, 0x01000193);
+  }
+  return (hash >>> 0) % STATUS_SHARDS;
+}
+
 /** The host projection: one item per host, a version guard on every write so replays and races converge. */
 export class DynamoHostStore implements HostStore {
   private readonly client: DynamoDBDocumentClient;
@@ -83,7 +114,7 @@ export class DynamoHostStore implements HostStore {
       }),
     );
     this.onCapacity('GetItem', result.ConsumedCapacity);
-    return result.Item as HostRecord | undefined;
+    return result.Item ? toRecord(result.Item) : undefined;
   }
 
   async create(record: HostRecord): Promise<void> {
@@ -149,6 +180,9 @@ export class DynamoHostStore implements HostStore {
         startKey = decodeCursor(cursor, { hostId: 'string' });
       }
     }
+    if (index?.attribute === 'status') {
+      return this.listByStatus(filter, limit, startKey?.hostId as string | undefined);
+    }
     // Limit + 1 matches tell whether there is a next page, so `next` never leads to an empty one.
     const found: Candidate[] = [];
     for (;;) {
@@ -178,7 +212,7 @@ export class DynamoHostStore implements HostStore {
       const result = await this.client.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: withoutUndefined(record),
+          Item: withoutUndefined(toItem(record)),
           ...condition,
           ...this.capacity,
         }),
@@ -230,6 +264,82 @@ export class DynamoHostStore implements HostStore {
     };
   }
 
+  /**
+   * Every shard holds part of the status in id order: query them all at once and merge, taking the smallest
+   * ids first. A shard that runs dry before the page is full is asked again from where it stopped, since its
+   * next id may be smaller than what the others hold. Each shard is asked for a whole page: a Query is billed by
+   * the 4 KB read, so fewer keys would cost as much and need more rounds.
+   */
+  private async listByStatus(
+    filter: HostFilter,
+    limit: number,
+    after: string | undefined,
+  ): Promise<HostPage> {
+    const status = filter.status as HostStatus;
+    const shards: ShardReader[] = Array.from({ length: STATUS_SHARDS }, (_, shard) => ({
+      statusShard: shardKey(status, shard),
+      hostIds: [],
+      ...(after !== undefined ? { after } : {}),
+      done: false,
+    }));
+    const found: HostRecord[] = [];
+    for (;;) {
+      const dry = shards.filter((shard) => shard.hostIds.length === 0 && !shard.done);
+      await Promise.all(dry.map((shard) => this.readShard(shard, limit + 1)));
+      const wanted = limit + 1 - found.length;
+      const picked: string[] = [];
+      while (picked.length < wanted && !shards.some((shard) => shard.hostIds.length === 0 && !shard.done)) {
+        let smallest: ShardReader | undefined;
+        for (const shard of shards) {
+          const head = shard.hostIds[0];
+          if (head !== undefined && (!smallest || byteOrder(head, smallest.hostIds[0] as string) < 0)) {
+            smallest = shard;
+          }
+        }
+        if (!smallest) break;
+        picked.push(smallest.hostIds.shift() as string);
+      }
+      const records = await this.batchGet(picked);
+      for (const hostId of picked) {
+        const record = records.get(hostId);
+        if (record && matches(record, filter)) found.push(record);
+      }
+      if (found.length > limit) break;
+      if (shards.every((shard) => shard.done && shard.hostIds.length === 0)) break;
+    }
+    const hosts = found.slice(0, limit);
+    const last = hosts.at(-1);
+    if (found.length > limit && last) return { hosts, next: encodeCursor({ status, hostId: last.hostId }) };
+    return { hosts };
+  }
+
+  private async readShard(shard: ShardReader, pageSize: number): Promise<void> {
+    const result = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: HOST_INDEXES.byStatus,
+        KeyConditionExpression:
+          shard.after === undefined ? '#shard = :shard' : '#shard = :shard AND #hostId > :after',
+        ExpressionAttributeNames: {
+          '#shard': 'statusShard',
+          ...(shard.after === undefined ? {} : { '#hostId': 'hostId' }),
+        },
+        ExpressionAttributeValues: {
+          ':shard': shard.statusShard,
+          ...(shard.after === undefined ? {} : { ':after': shard.after }),
+        },
+        Limit: pageSize,
+        ...this.capacity,
+      }),
+    );
+    this.onCapacity('Query', result.ConsumedCapacity);
+    const hostIds = ((result.Items ?? []) as CursorKey[]).map((key) => key.hostId as string);
+    shard.hostIds.push(...hostIds);
+    const last = hostIds.at(-1) ?? (result.LastEvaluatedKey?.hostId as string | undefined);
+    if (last !== undefined) shard.after = last;
+    shard.done = !result.LastEvaluatedKey;
+  }
+
   private async scan(filter: HostFilter, pageSize: number, startKey: CursorKey | undefined): Promise<Batch> {
     const result = await this.client.send(
       new ScanCommand({
@@ -242,10 +352,10 @@ export class DynamoHostStore implements HostStore {
       }),
     );
     this.onCapacity('Scan', result.ConsumedCapacity);
-    const candidates = ((result.Items ?? []) as HostRecord[]).map((record) => ({
-      key: { hostId: record.hostId },
-      record,
-    }));
+    const candidates = (result.Items ?? []).map((item) => {
+      const record = toRecord(item);
+      return { key: { hostId: record.hostId }, record };
+    });
     return {
       candidates,
       ...(result.LastEvaluatedKey ? { lastKey: result.LastEvaluatedKey as CursorKey } : {}),
@@ -274,7 +384,7 @@ export class DynamoHostStore implements HostStore {
         );
         for (const consumed of result.ConsumedCapacity ?? []) this.onCapacity('BatchGetItem', consumed);
         for (const item of result.Responses?.[this.tableName] ?? []) {
-          const record = item as HostRecord;
+          const record = toRecord(item);
           records.set(record.hostId, record);
         }
         keys = result.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
@@ -282,6 +392,20 @@ export class DynamoHostStore implements HostStore {
     }
     return records;
   }
+}
+
+function toItem(record: HostRecord): HostItem {
+  return { ...record, statusShard: statusShardKey(record.status, record.hostId) };
+}
+
+function toRecord(item: object): HostRecord {
+  const { statusShard: _, ...record } = item as HostItem;
+  return record;
+}
+
+/** DynamoDB orders string keys by their UTF-8 bytes; the merge must agree with it. */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 function checkFilter(filter: HostFilter): void {

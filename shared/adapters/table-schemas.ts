@@ -20,8 +20,11 @@ export interface GlobalIndexSchema {
   indexName: string;
   partitionKey: KeyAttribute;
   sortKey: KeyAttribute;
-  /** KEYS_ONLY: an index entry costs only its keys; readers fetch the items they need by primary key. */
-  projection: 'KEYS_ONLY';
+  /**
+   * KEYS_ONLY: an index entry costs only its keys; readers fetch the items they need by primary key. ALL: for a
+   * small sparse index, where copying its few items costs less than a second read for each one listed.
+   */
+  projection: 'KEYS_ONLY' | 'ALL';
 }
 
 export interface TableSchema {
@@ -45,6 +48,14 @@ export const HOST_INDEXES = {
   byStatus: 'byStatus',
 } as const;
 
+/**
+ * A status has a handful of values, so a 100k-host fleet changing status would write one or two index
+ * partitions: the status index is keyed by `${status}#${shard}` instead, the shard a stable hash of the host id.
+ * Listing by status queries every shard, so more shards cost more reads per page; 32 spreads the writes well
+ * past one partition's 1000 writes a second.
+ */
+export const STATUS_SHARDS = 32;
+
 /** The host projection, indexed by the attributes hosts are listed and targeted by. */
 export const HOSTS_TABLE: TableSchema = {
   partitionKey: { name: 'hostId', type: 'S' },
@@ -63,7 +74,7 @@ export const HOSTS_TABLE: TableSchema = {
     },
     {
       indexName: HOST_INDEXES.byStatus,
-      partitionKey: { name: 'status', type: 'S' },
+      partitionKey: { name: 'statusShard', type: 'S' },
       sortKey: { name: 'hostId', type: 'S' },
       projection: 'KEYS_ONLY',
     },
@@ -71,14 +82,26 @@ export const HOSTS_TABLE: TableSchema = {
   billingMode: 'PAY_PER_REQUEST',
 };
 
+export const DOCUMENT_INDEXES = {
+  byKind: 'byKind',
+} as const;
+
 /**
- * Versioned documents that are not hosts (groups, rollouts, desired host states, plans): one partition per
- * kind, the document id as sort key, so a kind lists with a Query and never a Scan.
+ * Versioned documents that are not hosts (groups, rollouts, desired host states, plans, leases): each its own
+ * partition (`key` = `${kind}#${id}`), since one partition per kind would take every rollout and plan write of
+ * the fleet. Only the kinds that are listed carry `listKind`, so the index stays a few small items and a listing
+ * is a Query, never a Scan.
  */
 export const DOCUMENTS_TABLE: TableSchema = {
-  partitionKey: { name: 'kind', type: 'S' },
-  sortKey: { name: 'id', type: 'S' },
-  globalIndexes: [],
+  partitionKey: { name: 'key', type: 'S' },
+  globalIndexes: [
+    {
+      indexName: DOCUMENT_INDEXES.byKind,
+      partitionKey: { name: 'listKind', type: 'S' },
+      sortKey: { name: 'id', type: 'S' },
+      projection: 'ALL',
+    },
+  ],
   billingMode: 'PAY_PER_REQUEST',
 };
 

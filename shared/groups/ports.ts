@@ -5,7 +5,7 @@ import type { DesiredHostState } from './model.ts';
 
 /* ───────────── Documents: projections that are not hosts (groups, rollouts, desired host states) ───────────── */
 
-export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan';
+export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan' | 'lease';
 
 export interface StoredDocument<T> {
   kind: DocumentKind;
