@@ -54,3 +54,10 @@ export class TooLargeError extends FleetfoldError {
     super('too-large', 413, message, details);
   }
 }
+
+/**
+ * A command made on a condition about a stream's version (e.g. "only if the definition is still at version 3")
+ * that no longer holds: somebody changed it since the caller read it. A refusal, never retried; an HTTP edge
+ * answers it as 412 Precondition Failed, anything else as the conflict it is.
+ */
+export class StaleVersionError extends ConflictError {}

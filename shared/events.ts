@@ -2,6 +2,7 @@ import type { Change } from './diff.ts';
 import type { GroupEvent } from './groups/events.ts';
 import type { DesiredHostState } from './groups/model.ts';
 import type { Metrics } from './metrics.ts';
+import type { RolloutEvent } from './rollouts/rollout-events.ts';
 
 /** A host was registered and given its secret (the secret itself is never an event). */
 export interface HostRegistered {
@@ -54,8 +55,8 @@ export interface StateAssigned {
 export type HostEvent = HostRegistered | StateObserved | InstanceTerminated | StateAssigned;
 export type HostEventType = HostEvent['type'];
 
-/** Every event any stream holds: host streams hold HostEvents, group streams GroupEvents. */
-export type FleetEvent = HostEvent | GroupEvent;
+/** Every event any stream holds: host streams hold HostEvents, group streams GroupEvents, rollout streams RolloutEvents. */
+export type FleetEvent = HostEvent | GroupEvent | RolloutEvent;
 
 /** An event as stored: its place in its stream and an id that makes redelivery recognisable. */
 export type RecordedEvent<E extends FleetEvent = HostEvent> = E & {

@@ -16,6 +16,8 @@ export interface HostState {
   /** Sequence number of the snapshot that last changed the state (0 before the first). */
   lastChangeSeq: number;
   observedAt?: string;
+  /** Stream version of the last StateObserved: a report is news about an assignment only if it came after it. */
+  observedVersion?: number;
   /** Undefined until the first snapshot arrives. */
   observed?: TrackedState;
   /** Set when the host's instance ended; `afterSeq` = lastChangeSeq then, so a later observation outranks it. */
@@ -52,6 +54,7 @@ function apply(state: HostState | undefined, event: RecordedEvent<HostEvent>): H
         ...state,
         lastChangeSeq: event.data.seq,
         observedAt: event.data.observedAt,
+        observedVersion: event.version,
         observed: applyChanges(state.observed ?? ({} as TrackedState), event.data.changes),
       };
     }

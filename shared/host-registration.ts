@@ -1,6 +1,16 @@
+import type { Decider } from './command/decider.ts';
+import { runCommand, type StreamTarget } from './command/runner.ts';
 import { ConflictError } from './errors.ts';
-import { hostStream, type NewEvent, type RecordedEvent } from './events.ts';
-import { evolve, type HostState, statusOf } from './fold.ts';
+import { type HostEvent, hostStream } from './events.ts';
+import {
+  type HostCommand,
+  type HostContext,
+  type HostIdentity,
+  type HostOutcome,
+  type HostStreamState,
+  hostDecider,
+} from './hosts/host-decider.ts';
+import { hostProjection } from './hosts/host-projection.ts';
 import type { EventStore, HostRecord, HostStore, SecretCipher } from './ports.ts';
 
 /**
@@ -8,17 +18,12 @@ import type { EventStore, HostRecord, HostStore, SecretCipher } from './ports.ts
  * The api (`POST /hosts`) and the reconcile (before it launches an EC2 host) both register through here.
  */
 
+export type { HostIdentity } from './hosts/host-decider.ts';
+
 export interface RegistrationDeps {
   events: EventStore;
   hosts: HostStore;
   cipher: SecretCipher;
-}
-
-export interface HostIdentity {
-  hostId: string;
-  group: string;
-  hostType: string;
-  roles: string[];
 }
 
 /** ConflictError when the host exists (its event or its projection). */
@@ -29,27 +34,7 @@ export async function registerHost(
   now: Date,
 ): Promise<HostRecord> {
   // Encrypt before anything is written: a key failure then leaves no half-registered host behind.
-  const secretCiphertext = await deps.cipher.encrypt(secret, host.hostId);
-  const stream = hostStream(host.hostId);
-  const registered: NewEvent = {
-    type: 'HostRegistered',
-    eventId: `register#${host.hostId}`,
-    data: { ...host, registeredAt: now.toISOString() },
-  };
-  let version: number;
-  try {
-    version = await deps.events.append(stream, 0, [registered], now);
-  } catch (error) {
-    throw alreadyExists(error, host.hostId);
-  }
-  const recorded: RecordedEvent = { ...registered, stream, version, recordedAt: now.toISOString() };
-  const record = projection(evolve(undefined, recorded), secretCiphertext);
-  try {
-    await deps.hosts.create(record);
-  } catch (error) {
-    throw alreadyExists(error, host.hostId);
-  }
-  return record;
+  return register(deps, host, await deps.cipher.encrypt(secret, host.hostId), now);
 }
 
 export interface EnsuredRegistration {
@@ -69,59 +54,78 @@ export async function ensureHostRegistered(
   now: Date,
 ): Promise<EnsuredRegistration> {
   const existing = await deps.hosts.get(host.hostId);
-  if (existing)
-    return { secret: await deps.cipher.decrypt(existing.secretCiphertext, host.hostId), outcome: 'reused' };
+  if (existing) return reused(deps, existing);
 
   const secret = newSecret();
+  const secretCiphertext = await deps.cipher.encrypt(secret, host.hostId);
   try {
-    await registerHost(deps, host, secret, now);
+    await register(deps, host, secretCiphertext, now);
     return { secret, outcome: 'registered' };
   } catch (error) {
     if (!(error instanceof ConflictError)) throw error;
   }
-  // Lost a race, or an earlier attempt stopped after the event: whichever projection exists now wins.
-  const raced = await deps.hosts.get(host.hostId);
-  if (raced)
-    return { secret: await deps.cipher.decrypt(raced.secretCiphertext, host.hostId), outcome: 'reused' };
-
-  const state = await foldStream(deps.events, host.hostId);
-  if (!state) throw new Error(`host ${host.hostId}: registration conflicted, yet its stream is empty`);
-  const record = projection(state, await deps.cipher.encrypt(secret, host.hostId));
-  try {
-    await deps.hosts.create(record);
-  } catch (error) {
-    if (!(error instanceof ConflictError)) throw error;
-    const winner = await deps.hosts.get(host.hostId);
-    if (!winner) throw error;
-    return { secret: await deps.cipher.decrypt(winner.secretCiphertext, host.hostId), outcome: 'reused' };
-  }
-  return { secret, outcome: 'repaired' };
+  // The host exists. Another writer's projection wins; a stream without one gets it now, with our secret.
+  const { outcome, state } = await runCommand(
+    { events: deps.events, now: () => now },
+    target(deps, host.hostId, secretCiphertext, completeRegistration),
+    undefined,
+  );
+  return outcome === 'repaired' ? { secret, outcome } : reused(deps, state as HostRecord);
 }
 
-function projection(state: HostState, secretCiphertext: string): HostRecord {
+function target<C, R>(
+  deps: RegistrationDeps,
+  hostId: string,
+  secretCiphertext: string,
+  decider: Decider<HostStreamState, C, HostEvent, R, HostContext>,
+): StreamTarget<HostStreamState, C, HostEvent, R, HostContext> {
   return {
-    ...state,
-    status: statusOf(state),
-    role: state.roles[0] as string,
-    // Snapshots are judged against lastSeq: a repaired projection must not accept ones already folded in.
-    lastSeq: state.lastChangeSeq,
-    secretCiphertext,
+    stream: hostStream(hostId),
+    decider,
+    // Creates the record, secret included, when the stream has a registration and no projection yet.
+    projection: hostProjection(deps.hosts, hostId, { secretCiphertext }),
+    context: () => ({}),
   };
 }
 
-async function foldStream(events: EventStore, hostId: string): Promise<HostState | undefined> {
-  let state: HostState | undefined;
-  let cursor: string | undefined;
-  do {
-    const page = await events.read(hostStream(hostId), { limit: 1000, ...(cursor ? { cursor } : {}) });
-    for (const event of page.events) state = evolve(state, event);
-    cursor = page.next;
-  } while (cursor);
-  return state;
+async function register(
+  deps: RegistrationDeps,
+  host: HostIdentity,
+  secretCiphertext: string,
+  now: Date,
+): Promise<HostRecord> {
+  const command: HostCommand = { type: 'Register', host, at: now };
+  const { state } = await runCommand<HostStreamState, HostCommand, HostEvent, HostOutcome, HostContext>(
+    { events: deps.events, now: () => now },
+    target(deps, host.hostId, secretCiphertext, hostDecider),
+    command,
+  );
+  if (!state) throw new Error(`host ${host.hostId}: registered, yet its stream is empty`);
+  return { ...state, secretCiphertext };
 }
 
-function alreadyExists(error: unknown, hostId: string): unknown {
-  return error instanceof ConflictError
-    ? new ConflictError(`host ${hostId} exists`, { hostId }, { cause: error })
-    : error;
+/**
+ * Decides nothing: running it only catches the projection up with the stream, which creates a missing one.
+ * Its outcome tells the two apart: a state loaded from a projection carries that projection's secret, one
+ * folded from the stream alone carries none.
+ */
+const completeRegistration: Decider<
+  HostStreamState,
+  undefined,
+  HostEvent,
+  'repaired' | 'reused',
+  HostContext
+> = {
+  initial: hostDecider.initial,
+  versionOf: hostDecider.versionOf,
+  evolve: hostDecider.evolve,
+  decide(_command, state) {
+    if (!state)
+      throw new Error('registration conflicted, yet the host has neither a stream nor a projection');
+    return { events: [], outcome: state.secretCiphertext ? 'reused' : 'repaired' };
+  },
+};
+
+async function reused(deps: RegistrationDeps, record: HostRecord): Promise<EnsuredRegistration> {
+  return { secret: await deps.cipher.decrypt(record.secretCiphertext, record.hostId), outcome: 'reused' };
 }

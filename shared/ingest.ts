@@ -1,6 +1,6 @@
 import { diff } from './diff.ts';
 import type { NewEvent, StateObserved } from './events.ts';
-import { type BandThresholds, splitMetrics } from './metrics.ts';
+import { type BandThresholds, splitMetrics, type TrackedState } from './metrics.ts';
 import type { HeartbeatUpdate, HostRecord, Rejection } from './ports.ts';
 import { Snapshot } from './schemas.ts';
 import { clockSkewSeconds, verifySnapshotSignature } from './signing.ts';
@@ -17,8 +17,16 @@ export interface IngestConfig {
 /** What happened to one uploaded object. */
 export type Verdict =
   | { kind: 'rejected'; rejection: Rejection }
-  /** Seen before: the same sequence number as the last accepted one. */
+  /**
+   * Seen before, a no-op: the same sequence number as the last accepted one, or (judgeStale) an older one that
+   * agrees with what the log says the host was at that sequence.
+   */
   | { kind: 'duplicate' }
+  /**
+   * Below the last accepted sequence number: a redelivery of an accepted snapshot or a replay. Which one only
+   * the host's stream can tell, so the caller reads it and asks judgeStale.
+   */
+  | { kind: 'stale'; lastSeq: number }
   /** Nothing tracked changed; `update` is undefined when lastSeen is recent enough to skip the write. */
   | { kind: 'heartbeat'; update?: HeartbeatUpdate }
   | { kind: 'changed'; event: NewEvent<StateObserved>; next: HostRecord };
@@ -79,13 +87,6 @@ export function judgeSnapshot(input: {
   if (!verifySnapshotSignature(secret, snapshot)) {
     return reject('bad-signature', `signature does not match host ${host.hostId}'s secret`);
   }
-  const skew = clockSkewSeconds(snapshot.signedAt, receivedAt);
-  if (!(skew <= config.clockSkewSeconds)) {
-    return reject(
-      'clock-skew',
-      `signed at ${snapshot.signedAt}, ${Math.round(skew)} s from its arrival at ${receivedAt.toISOString()} (window ±${config.clockSkewSeconds} s)`,
-    );
-  }
   const { state } = snapshot;
   if (state.group !== host.group || state.hostType !== host.hostType) {
     return reject(
@@ -93,11 +94,15 @@ export function judgeSnapshot(input: {
       `host ${host.hostId} is registered as ${host.group}/${host.hostType} but reports ${state.group}/${state.hostType}`,
     );
   }
+  // Before the clock check: an accepted object put again, or its notification delivered again, arrives with
+  // a new S3 receipt time long after it was signed, and must stay a no-op rather than turn into clock-skew.
   if (snapshot.seq === host.lastSeq) return { kind: 'duplicate' };
-  if (snapshot.seq < host.lastSeq) {
+  if (snapshot.seq < host.lastSeq) return { kind: 'stale', lastSeq: host.lastSeq };
+  const skew = clockSkewSeconds(snapshot.signedAt, receivedAt);
+  if (!(skew <= config.clockSkewSeconds)) {
     return reject(
-      'replayed',
-      `sequence ${snapshot.seq} is not above the last accepted ${host.lastSeq} (a replay, or superseded by a newer snapshot)`,
+      'clock-skew',
+      `signed at ${snapshot.signedAt}, ${Math.round(skew)} s from its arrival at ${receivedAt.toISOString()} (window ±${config.clockSkewSeconds} s)`,
     );
   }
 
@@ -134,4 +139,30 @@ export function judgeSnapshot(input: {
       metrics,
     },
   };
+}
+
+/**
+ * Decides a stale snapshot (verdict `stale`, already signature-checked): a duplicate when its tracked state
+ * equals the host's state as the log holds it at that sequence (`stateAtSeq`: the fold up to the last
+ * StateObserved with seq ≤ the snapshot's). That covers the accepted change itself (its StateObserved has that
+ * seq), a snapshot accepted as a heartbeat, and one superseded before it was seen: each changes nothing. Any
+ * other state is a replay of something the host no longer is, quarantined so it never reaches the history.
+ */
+export function judgeStale(input: {
+  snapshot: Snapshot;
+  /** Undefined when the log holds no observation at or below the snapshot's sequence. */
+  stateAtSeq: TrackedState | undefined;
+  lastSeq: number;
+  bands: BandThresholds;
+}): Verdict {
+  const { snapshot, stateAtSeq, lastSeq, bands } = input;
+  const { tracked } = splitMetrics(snapshot.state, bands);
+  const changes = diff(stateAtSeq ?? {}, tracked);
+  if (changes.length === 0) return { kind: 'duplicate' };
+  const paths = changes.slice(0, 3).map((change) => change.path);
+  const more = changes.length > paths.length ? ` and ${changes.length - paths.length} more` : '';
+  return reject(
+    'replayed',
+    `sequence ${snapshot.seq} is below the last accepted ${lastSeq} and differs from what the log holds at that sequence (at ${paths.join(', ')}${more}): a replay, or superseded by a newer snapshot`,
+  );
 }

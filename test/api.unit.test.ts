@@ -2,10 +2,14 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadApiConfig } from '../functions/api/config.ts';
 import { type ApiDeps, createApiHandler } from '../functions/api/handler.ts';
+import { runCommand } from '../shared/command/runner.ts';
 import { diff } from '../shared/diff.ts';
 import { NotFoundError } from '../shared/errors.ts';
-import { hostStream, type NewEvent } from '../shared/events.ts';
+import { type AssignedBy, hostStream, type NewEvent } from '../shared/events.ts';
 import { fold, statusOf } from '../shared/fold.ts';
+import type { DesiredHostState } from '../shared/groups/model.ts';
+import { hostDecider } from '../shared/hosts/host-decider.ts';
+import { hostProjection } from '../shared/hosts/host-projection.ts';
 import type { TrackedState } from '../shared/metrics.ts';
 import type { HostRecord } from '../shared/ports.ts';
 import { problemOf } from '../shared/problem.ts';
@@ -127,6 +131,30 @@ async function observe(hostId: string, seq: number, state: TrackedState): Promis
   const stored = (await hosts.get(hostId)) as HostRecord;
   if (!after) throw new Error('no state after observe');
   await hosts.save({ ...stored, ...after, status: statusOf(after), lastSeq: seq });
+}
+
+/** Plays the reconcile's part: tells the host a desired state (StateAssigned), through the command runner. */
+async function assign(
+  hostId: string,
+  stateVersion: number,
+  version: string,
+  by: AssignedBy = { run: 'plan-1', reason: 'rollout' },
+): Promise<DesiredHostState> {
+  const state: DesiredHostState = {
+    hostId,
+    group: 'edge',
+    hostType: 'cr',
+    stateVersion,
+    services: { 'call-router': { version, config: { codec: 'opus' } } },
+    config: { 'sip.port': '5060' },
+    mode: 'running',
+  };
+  await runCommand(
+    { events, now: () => NOW },
+    { stream: hostStream(hostId), decider: hostDecider, projection: hostProjection(hosts, hostId) },
+    { type: 'Assign', state, by, at: NOW },
+  );
+  return state;
 }
 
 async function registerFleet(): Promise<void> {
@@ -556,6 +584,37 @@ describe('GET /hosts/{id}/history', () => {
     expectProblem(await handle(apiEvent('GET', '/hosts/ghost/history')), 404);
   });
 
+  it('shows StateAssigned events as they were recorded: the full state, when and by what', async () => {
+    const state = await assign('cr-1', 1, '1.4.0', { run: 'plan-7', rolloutId: 'r-1', reason: 'rollout' });
+    const result = json(await handle(apiEvent('GET', '/hosts/cr-1/history', { query: { from: '4' } })));
+    const [recorded] = (await events.read(hostStream('cr-1'), { fromVersion: 4 })).events;
+    expect(result.events).toEqual([recorded]);
+    expect(recorded).toEqual({
+      type: 'StateAssigned',
+      eventId: 'cr-1.assigned.1',
+      stream: 'host#cr-1',
+      version: 4,
+      recordedAt: NOW.toISOString(),
+      data: {
+        state,
+        assignedAt: NOW.toISOString(),
+        by: { run: 'plan-7', rolloutId: 'r-1', reason: 'rollout' },
+      },
+    });
+
+    const xml = readXml(
+      (await handle(apiEvent('GET', '/hosts/cr-1/history', { query: { from: '4', format: 'xml' } }))).body,
+    );
+    const [event] = elementChildren(xml, 'event');
+    if (!event) throw new Error('no event in the XML history');
+    expect(childText(event, 'type')).toBe('StateAssigned');
+    const [data] = elementChildren(event, 'data');
+    const [assigned] = data ? elementChildren(data, 'state') : [];
+    const [by] = data ? elementChildren(data, 'by') : [];
+    expect(assigned && childText(assigned, 'stateVersion')).toBe('1');
+    expect(by && childText(by, 'rolloutId')).toBe('r-1');
+  });
+
   it('rejects a bad order and a reversed range', async () => {
     const order = expectProblem(
       await handle(apiEvent('GET', '/hosts/cr-1/history', { query: { order: 'up' } })),
@@ -697,6 +756,157 @@ describe('GET /hosts/{id}/diff', () => {
       404,
     );
     expect(future.latest).toBe(3);
+  });
+});
+
+describe('GET /hosts/{id}/desired', () => {
+  let first: DesiredHostState;
+  let second: DesiredHostState;
+
+  beforeEach(async () => {
+    await registerFleet();
+    first = await assign('cr-1', 1, '1.2.0'); // version 3
+    await observe(
+      'cr-1',
+      2,
+      observedState({ group: 'edge', hostType: 'cr', roles: ['call-router'], status: 'draining' }),
+    ); // version 4
+    second = await assign('cr-1', 2, '1.3.0', { rule: 'replace-failed', reason: 'replacement' }); // version 5
+  });
+
+  it('answers the latest assignment by default', async () => {
+    const result = await handle(apiEvent('GET', '/hosts/cr-1/desired'));
+    expect(result.statusCode).toBe(200);
+    expect(json(result)).toEqual({
+      hostId: 'cr-1',
+      version: 5,
+      assignedAt: NOW.toISOString(),
+      by: { rule: 'replace-failed', reason: 'replacement' },
+      state: second,
+    });
+  });
+
+  it('answers the assignment in force at a stream version', async () => {
+    for (const version of ['3', '4']) {
+      const result = json(await handle(apiEvent('GET', '/hosts/cr-1/desired', { query: { version } })));
+      expect(result).toEqual({
+        hostId: 'cr-1',
+        version: 3,
+        assignedAt: NOW.toISOString(),
+        by: { run: 'plan-1', reason: 'rollout' },
+        state: first,
+      });
+    }
+    expect(
+      json(await handle(apiEvent('GET', '/hosts/cr-1/desired', { query: { version: '5' } }))).state,
+    ).toEqual(second);
+  });
+
+  it('fails with 404 when the host had no assignment at that version, or has none at all', async () => {
+    const before = expectProblem(
+      await handle(apiEvent('GET', '/hosts/cr-1/desired', { query: { version: '2' } })),
+      404,
+    );
+    expect(before).toMatchObject({ hostId: 'cr-1', version: 2 });
+    expect(before.detail).toBe('host "cr-1" had not been assigned a state at version 2');
+    const never = expectProblem(await handle(apiEvent('GET', '/hosts/cr-2/desired')), 404);
+    expect(never.detail).toBe('host "cr-2" has never been assigned a state');
+    const future = expectProblem(
+      await handle(apiEvent('GET', '/hosts/cr-1/desired', { query: { version: '9' } })),
+      404,
+    );
+    expect(future).toMatchObject({ version: 9, latest: 5 });
+    expectProblem(await handle(apiEvent('GET', '/hosts/ghost/desired')), 404);
+  });
+
+  it('rejects a version that is not a positive integer, naming it', async () => {
+    for (const version of ['0', '-1', '1.5', 'latest']) {
+      const problem = expectProblem(
+        await handle(apiEvent('GET', '/hosts/cr-1/desired', { query: { version } })),
+        400,
+      );
+      expect(problem.parameter).toBe('version');
+    }
+  });
+
+  it('renders as XML under "desired"', async () => {
+    const result = await handle(apiEvent('GET', '/hosts/cr-1/desired', { query: { format: 'xml' } }));
+    expect(result.statusCode).toBe(200);
+    expect(header(result, 'content-type')).toBe('application/xml; charset=utf-8');
+    const xml = readXml(result.body);
+    expect(xml.name).toBe('desired');
+    expect(childText(xml, 'version')).toBe('5');
+    const state = elementChildren(xml, 'state')[0];
+    const services = state && elementChildren(state, 'services')[0];
+    const router = services && elementChildren(services, 'call-router')[0];
+    expect(router && childText(router, 'version')).toBe('1.3.0');
+    expect(state && childText(state, 'mode')).toBe('running');
+  });
+});
+
+describe('GET /hosts/{id}/drift', () => {
+  beforeEach(async () => {
+    await registerFleet();
+    await assign('cr-1', 1, '1.4.0');
+  });
+
+  it('lists what the host reports that differs from its latest assignment', async () => {
+    const result = await handle(apiEvent('GET', '/hosts/cr-1/drift'));
+    expect(result.statusCode).toBe(200);
+    expect(json(result)).toEqual({
+      hostId: 'cr-1',
+      assignedVersion: 1,
+      observedVersion: 0,
+      inSync: false,
+      changes: [
+        { op: 'added', path: '/appliedStateVersion', new: 1 },
+        { op: 'changed', path: '/software/call-router/version', old: '1.2.0', new: '1.4.0' },
+      ],
+    });
+  });
+
+  it('is in sync once the host reports the state it was given', async () => {
+    await observe(
+      'cr-1',
+      2,
+      observedState({
+        group: 'edge',
+        hostType: 'cr',
+        roles: ['call-router'],
+        software: { 'call-router': { version: '1.4.0', status: 'running' } },
+        appliedStateVersion: 1,
+      }),
+    );
+    expect(json(await handle(apiEvent('GET', '/hosts/cr-1/drift')))).toEqual({
+      hostId: 'cr-1',
+      assignedVersion: 1,
+      observedVersion: 1,
+      inSync: true,
+      changes: [],
+    });
+  });
+
+  it('fails with 404 for a host never assigned a state, and for an unknown host', async () => {
+    const never = expectProblem(await handle(apiEvent('GET', '/hosts/cr-2/drift')), 404);
+    expect(never).toMatchObject({ hostId: 'cr-2', detail: 'host "cr-2" has never been assigned a state' });
+    expectProblem(await handle(apiEvent('GET', '/hosts/ghost/drift')), 404);
+  });
+
+  it('rejects query parameters it does not take', async () => {
+    expectProblem(await handle(apiEvent('GET', '/hosts/cr-1/drift', { query: { version: '1' } })), 400);
+  });
+
+  it('renders as XML under "drift", one change element per difference', async () => {
+    const result = await handle(
+      apiEvent('GET', '/hosts/cr-1/drift', { headers: { Accept: 'application/xml' } }),
+    );
+    const xml = readXml(result.body);
+    expect(xml.name).toBe('drift');
+    expect(childText(xml, 'inSync')).toBe('false');
+    expect(elementChildren(xml, 'change').map((change) => childText(change, 'path'))).toEqual([
+      '/appliedStateVersion',
+      '/software/call-router/version',
+    ]);
   });
 });
 

@@ -9,6 +9,7 @@ import { run } from '../cli/main.ts';
 import { type ApiDeps, createApiHandler } from '../functions/api/handler.ts';
 import { type ApiServer, startApiServer } from '../infra/local/api-server.ts';
 import type { Rollout } from '../shared/groups/model.ts';
+import { commandRollout } from '../shared/rollouts/rollout-service.ts';
 import {
   FakeCipher,
   MemoryDocumentStore,
@@ -27,16 +28,18 @@ const TOKEN = 'cli-test-token';
 const HOSTS = 105;
 
 let server: ApiServer;
+let events: MemoryEventStore;
 let documents: MemoryDocumentStore;
 let reconcile: RecordingReconcileStarter;
 let ids = 0;
 
 beforeAll(async () => {
   documents = new MemoryDocumentStore();
+  events = new MemoryEventStore();
   reconcile = new RecordingReconcileStarter();
   const deps: ApiDeps = {
     hosts: new MemoryHostStore(),
-    events: new MemoryEventStore(),
+    events,
     documents,
     reconcile,
     cipher: new FakeCipher(),
@@ -263,7 +266,14 @@ describe('groups and rollouts', () => {
     expect(created.code).toBe(0);
     const id = created.stdout.trim();
     const aborted = await cli(['rollout', 'abort', id]);
-    expect(aborted).toMatchObject({ code: 0, stdout: `rollout ${id}: aborted\n` });
+    // Abort turns the rollout to reverting; the run it starts puts back what it changed, then calls it aborted.
+    expect(aborted).toMatchObject({ code: 0, stdout: `rollout ${id}: reverting\n` });
+    // The reconcile here only records what it is asked: it was asked, so play its end of the revert.
+    expect(reconcile.requests.at(-1)).toMatchObject({ rolloutId: id });
+    await commandRollout({ events, documents, now: () => new Date() }, id, {
+      type: 'FinishRevert',
+      at: new Date(),
+    });
     const watched = await cli(['rollout', 'status', id, '--watch']);
     expect(watched.code).toBe(1);
     expect(watched.stderr).toContain(`rollout ${id} ended aborted`);

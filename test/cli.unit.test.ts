@@ -307,7 +307,9 @@ describe('progress rendering', () => {
     expect(
       ['succeeded', 'failed', 'rolled-back', 'aborted'].every((s) => isFinal(s as Rollout['status'])),
     ).toBe(true);
-    expect(['pending', 'running', 'paused'].some((s) => isFinal(s as Rollout['status']))).toBe(false);
+    expect(['pending', 'running', 'paused', 'reverting'].some((s) => isFinal(s as Rollout['status']))).toBe(
+      false,
+    );
   });
 
   it('redraws in place on a terminal and writes one line per change elsewhere', () => {
@@ -385,6 +387,19 @@ describe('rollout status --watch', () => {
     const { io, err } = capture({ fetch: api.fetch });
     expect(await run(['rollout', 'status', 'r-1', '-w'], io)).toBe(1);
     expect(err()).toBe('rollout r-1 ended rolled-back: wave 2 did not converge\n');
+  });
+
+  it('goes on watching a reverting rollout until it ends aborted', async () => {
+    const revert = { outcome: 'aborted' as const, reason: 'operator: abort' };
+    const api = serving([
+      rollout({ status: 'reverting', revert }),
+      rollout({ status: 'reverting', revert }),
+      rollout({ status: 'aborted', revert }),
+    ]);
+    const { io, err } = capture({ fetch: api.fetch, sleep: async () => {} });
+    expect(await run(['rollout', 'status', 'r-1', '-w'], io)).toBe(1);
+    expect(api.requests).toHaveLength(3);
+    expect(err()).toBe('rollout r-1 ended aborted\n');
   });
 
   it('returns the final rollout', async () => {

@@ -12,9 +12,13 @@ import {
   LISTABLE_KINDS,
   MAX_DOCUMENT_ITEM_BYTES,
 } from '../shared/adapters/dynamo-document-store.ts';
+import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { createTables, DOCUMENT_INDEXES } from '../shared/adapters/table-schemas.ts';
+import { runCommand } from '../shared/command/runner.ts';
 import { ConflictError, TooLargeError, ValidationError } from '../shared/errors.ts';
-import type { DocumentKind, StoredDocument } from '../shared/groups/ports.ts';
+import type { DocumentKind } from '../shared/groups/ports.ts';
+import { rolloutDecider } from '../shared/rollouts/rollout-decider.ts';
+import { rolloutStream } from '../shared/rollouts/rollout-events.ts';
 import { DEMO_YAML } from './support/groups-harness.ts';
 import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.ts';
 
@@ -387,22 +391,30 @@ describe('groups and rollouts API on DynamoDB', () => {
       '/groups/demo/rollouts',
       JSON.stringify({ service: 'db', version: '14' }),
     );
-    expect(rollout.calls).toEqual({ GetItem: 1, Query: 1, PutItem: 3 });
+    // The group's RolloutRequested and the rollout's own first event (a new stream, so not read first), then
+    // both projections.
+    expect(rollout.calls).toEqual({ GetItem: 1, Query: 1, PutItem: 4 });
     const id = rollout.body.id as string;
     expect((await call('GET', `/rollouts/${id}`)).calls).toEqual({ GetItem: 1 });
-    expect((await call('POST', `/rollouts/${id}/pause`)).calls).toEqual({ GetItem: 1, PutItem: 2, Query: 1 });
-    // The stream still names the rollout active when only its document says it finished (as the reconcile
-    // may leave it): the next request then reads that document too.
-    const documents = new DynamoDocumentStore({ client: raw, tableName: tables.documents });
-    const paused = (await documents.get<Record<string, unknown>>('rollout', id)) as StoredDocument<
-      Record<string, unknown>
-    >;
-    await documents.put('rollout', id, { ...paused.body, status: 'succeeded' }, paused.version, at);
+    // The rollout's stream (its projection, the events beyond it, the append, the projection again), then the
+    // same for the group's, whose history records the status.
+    expect((await call('POST', `/rollouts/${id}/pause`)).calls).toEqual({ GetItem: 2, PutItem: 4, Query: 2 });
+    // The rollout ended in its own stream, but the run stopped before its group heard of it (a crash between
+    // the two appends): the group still names it active, so the next request reads the rollout, tells the group
+    // and asks again.
+    const events = new DynamoEventStore({ client: raw, tableName: tables.events });
+    await runCommand(
+      { events, now: () => at },
+      { stream: rolloutStream(id), decider: rolloutDecider, context: () => ({ rolloutId: id }) },
+      { type: 'Fail', reason: 'gave up', at },
+    );
     const next = await call(
       'POST',
       '/groups/demo/rollouts',
       JSON.stringify({ service: 'db', version: '15' }),
     );
-    expect(next.calls).toEqual({ GetItem: 2, Query: 1, PutItem: 3 });
+    // A repair, not the usual path: the refused decision, the rollout caught up and projected, the group told,
+    // then the request decided again and recorded as above.
+    expect(next.calls).toEqual({ GetItem: 4, Query: 4, PutItem: 6 });
   });
 });

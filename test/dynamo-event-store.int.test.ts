@@ -6,9 +6,10 @@ import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/adapters/dynalite.ts';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
-import { appendWithRetry } from '../shared/append-with-retry.ts';
+import { type Decider, emit } from '../shared/command/decider.ts';
+import { runCommand } from '../shared/command/runner.ts';
 import { ConflictError, ValidationError } from '../shared/errors.ts';
-import type { NewEvent } from '../shared/events.ts';
+import type { HostEvent, NewEvent } from '../shared/events.ts';
 
 let dynamo: RunningDynalite;
 let raw: ReturnType<typeof dynamoClient>;
@@ -193,12 +194,21 @@ describe('DynamoEventStore', () => {
   });
 });
 
-describe('appendWithRetry', () => {
+describe('runCommand on DynamoDB', () => {
+  /** The smallest decider that can race: a stream of entries; its outcome is the version it decided on. */
+  const ledger: Decider<number, { prefix: string; count: number }, HostEvent, number, undefined> = {
+    initial: 0,
+    versionOf: (version) => version,
+    evolve: (_, event) => event.version,
+    decide: (command, version) => ({ events: events(command.prefix, command.count), outcome: version }),
+  };
+  const deps = (attempts = 60) => ({ events: store, now: () => at, retry: { attempts, backoffMs: () => 0 } });
+
   async function concurrentWriters(writers: number, eventsEach: number) {
     const stream = freshStream();
     const outcomes = await Promise.all(
       Array.from({ length: writers }, (_, writer) =>
-        appendWithRetry(store, stream, () => events(`w${writer}`, eventsEach), { attempts: 60 }),
+        runCommand(deps(), { stream, decider: ledger }, { prefix: `w${writer}`, count: eventsEach }),
       ),
     );
     const recorded = (await store.read(stream, { limit: 1000 })).events;
@@ -233,11 +243,15 @@ describe('appendWithRetry', () => {
     const stream = freshStream();
     await store.append(stream, 0, events('e', 2), at);
     const seen: number[] = [];
-    const outcome = await appendWithRetry(store, stream, (current) => {
-      seen.push(current);
-      return [];
-    });
-    expect(outcome).toEqual({ version: 2, attempts: 1 });
+    const quiet = {
+      ...ledger,
+      decide: (_: unknown, version: number) => {
+        seen.push(version);
+        return emit();
+      },
+    };
+    const outcome = await runCommand(deps(), { stream, decider: quiet }, { prefix: 'x', count: 1 });
+    expect(outcome).toMatchObject({ state: 2, appended: [], attempts: 1 });
     expect(seen).toEqual([2]);
     expect(await store.currentVersion(stream)).toBe(2);
   });
@@ -246,15 +260,18 @@ describe('appendWithRetry', () => {
     const stream = freshStream();
     let decisions = 0;
     // A competitor that always gets in between our read and our write.
-    const error = await appendWithRetry(
-      store,
-      stream,
-      async (current) => {
-        decisions += 1;
-        await store.append(stream, current, events(`rival${decisions}`, 1), at);
-        return events(`mine${decisions}`, 1);
+    const error = await runCommand(
+      deps(3),
+      {
+        stream,
+        decider: ledger,
+        context: async (current) => {
+          decisions += 1;
+          await store.append(stream, current, events(`rival${decisions}`, 1), at);
+          return undefined;
+        },
       },
-      { attempts: 3, backoffMs: () => 0 },
+      { prefix: 'mine', count: 1 },
     ).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ConflictError);
     expect(decisions).toBe(3);
@@ -264,10 +281,13 @@ describe('appendWithRetry', () => {
   it('passes the decision the current version', async () => {
     const stream = freshStream();
     await store.append(stream, 0, events('e', 4), at);
-    const outcome = await appendWithRetry(store, stream, (current) => events('next', 1, current + 1), {
-      recordedAt: () => at,
-    });
-    expect(outcome.version).toBe(5);
+    const next = {
+      ...ledger,
+      decide: (_: unknown, version: number) => ({ events: events('next', 1, version + 1), outcome: version }),
+    };
+    const outcome = await runCommand(deps(), { stream, decider: next }, { prefix: 'next', count: 1 });
+    expect(outcome.state).toBe(5);
+    expect(outcome.outcome).toBe(4);
     const [last] = (await store.read(stream, { direction: 'backward', limit: 1 })).events;
     expect(last).toMatchObject({ eventId: 'next-5', version: 5, recordedAt: at.toISOString() });
   });

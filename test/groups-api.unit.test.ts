@@ -177,6 +177,38 @@ describe('PUT /groups/{name}', () => {
     expect(api.reconcile.runs).toBe(2);
   });
 
+  it('rejects a change of the version a rollout is rolling out, naming the rollout, its status and its abort', async () => {
+    await api.define('demo', DEMO_YAML);
+    await api.request('POST', '/groups/demo/start');
+    const rollout = await api.postJson('/groups/demo/rollouts', { service: 'call-router', version: '1.5.0' });
+    const id = rollout.body.id as string;
+    const response = await api.define('demo', demoWith('1.6.0'));
+    expect(response.status).toBe(409);
+    expect(response.body.detail).toContain(id);
+    expect(response.body.detail).toContain('pending');
+    expect(response.body.detail).toContain(`/rollouts/${id}/abort`);
+    expect(response.body).toMatchObject({
+      rolloutId: id,
+      rolloutStatus: 'pending',
+      service: 'call-router',
+      abort: `/rollouts/${id}/abort`,
+    });
+    expect((await streamOf('demo')).at(-1)?.type).toBe('RolloutRequested');
+  });
+
+  it('accepts a count change while a rollout runs, and starts a reconcile that plans with both', async () => {
+    await api.define('demo', DEMO_YAML);
+    await api.request('POST', '/groups/demo/start');
+    await api.postJson('/groups/demo/rollouts', { service: 'call-router', version: '1.5.0' });
+    const response = await api.define(
+      'demo',
+      DEMO_YAML.replace('count: 2\n    min: 1', 'count: 3\n    min: 1'),
+    );
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ outcome: 'updated', activeRollout: expect.any(String) });
+    expect(api.reconcile.requests.at(-1)).toMatchObject({ reason: 'definition-changed' });
+  });
+
   it('decides again when another writer got there first: both writes land, in order', async () => {
     const [first, second] = await Promise.all([
       api.define('demo', DEMO_YAML),

@@ -63,6 +63,21 @@ describe('host registration', () => {
     expect(await events.currentVersion(hostStream('media-1'))).toBe(1);
   });
 
+  it('hands out one secret when two registrations of the same host race', async () => {
+    const deps = { events, hosts, cipher };
+    const [a, b] = await Promise.all([
+      ensureHostRegistered(deps, HOST, () => 'secret-a', NOW),
+      ensureHostRegistered(deps, HOST, () => 'secret-b', NOW),
+    ]);
+
+    expect(a.secret).toBe(b.secret);
+    expect([a.outcome, b.outcome].filter((outcome) => outcome === 'reused')).toHaveLength(1);
+    expect(await cipher.decrypt((await hosts.get('media-1'))?.secretCiphertext ?? '', 'media-1')).toBe(
+      a.secret,
+    );
+    expect(await events.currentVersion(hostStream('media-1'))).toBe(1);
+  });
+
   it('completes a registration that stopped between its event and its projection', async () => {
     await events.append(
       hostStream('media-1'),

@@ -396,7 +396,7 @@ describe('control API', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
       Properties: { AuthorizationType: string; RequestValidatorId: unknown };
     }[];
-    expect(methods).toHaveLength(18);
+    expect(methods).toHaveLength(20);
     for (const method of methods) {
       expect(method.Properties.AuthorizationType).toBe('AWS_IAM');
       expect(method.Properties.RequestValidatorId).toBeDefined();
@@ -413,7 +413,7 @@ describe('control API', () => {
     );
     expect(paths.sort()).toEqual(
       [
-        ...['hosts', '{id}', 'history', 'state', 'diff'],
+        ...['hosts', '{id}', 'history', 'state', 'diff', 'desired', 'drift'],
         ...['groups', '{name}', 'history', 'start', 'stop', 'rollouts'],
         ...['rollouts', '{id}', 'pause', 'resume', 'abort'],
       ].sort(),

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hostStream, type RecordedEvent } from '../shared/events.ts';
 import { fold } from '../shared/fold.ts';
-import { type IngestConfig, judgeSnapshot, parseSnapshot } from '../shared/ingest.ts';
-import { DEFAULT_BANDS } from '../shared/metrics.ts';
+import { type IngestConfig, judgeSnapshot, judgeStale, parseSnapshot } from '../shared/ingest.ts';
+import { DEFAULT_BANDS, splitMetrics } from '../shared/metrics.ts';
 import type { HostRecord } from '../shared/ports.ts';
 import { CHANNELS } from '../shared/schemas.ts';
 import { newHostSecret, signSnapshot } from '../shared/signing.ts';
@@ -73,11 +73,39 @@ describe('judgeSnapshot', () => {
   });
 
   it('rejects a sequence number below the last accepted one as a replay', () => {
-    expect(judge(registeredHost({ lastSeq: 5 }), 4)).toMatchObject({ rejection: { reason: 'replayed' } });
+    const host = registeredHost({ lastSeq: 5 });
+    expect(judge(host, 4)).toEqual({ kind: 'stale', lastSeq: 5 });
+    const atFour = splitMetrics(machineState({ status: 'draining' }), DEFAULT_BANDS).tracked;
+    const snapshot = signSnapshot(secret, unsignedSnapshot(4, t0));
+    expect(judgeStale({ snapshot, stateAtSeq: atFour, lastSeq: 5, bands: DEFAULT_BANDS })).toMatchObject({
+      rejection: { reason: 'replayed' },
+    });
   });
 
   it('treats the last accepted sequence number as a duplicate', () => {
     expect(judge(registeredHost({ lastSeq: 5 }), 5)).toEqual({ kind: 'duplicate' });
+  });
+
+  it('treats a redelivery of the last accepted snapshot long after as a duplicate, not clock skew', () => {
+    const snapshot = signSnapshot(secret, unsignedSnapshot(5, t0));
+    const host = registeredHost({ lastSeq: 5 });
+    const days = new Date(t0.getTime() + 3 * 86_400_000);
+    expect(
+      judgeSnapshot({ snapshot, host, secret, receivedAt: days, now: days, eventId: 'k5', config }),
+    ).toEqual({ kind: 'duplicate' });
+  });
+
+  it('calls a sequence below the last accepted stale before the clock check, after the signature check', () => {
+    const host = registeredHost({ lastSeq: 5 });
+    const days = new Date(t0.getTime() + 3 * 86_400_000);
+    const judgeAt = (snapshot: ReturnType<typeof signSnapshot>) =>
+      judgeSnapshot({ snapshot, host, secret, receivedAt: days, now: days, eventId: 'k3', config });
+    expect(judgeAt(signSnapshot(secret, unsignedSnapshot(3, t0)))).toEqual({ kind: 'stale', lastSeq: 5 });
+    expect(judgeAt(signSnapshot(newHostSecret(), unsignedSnapshot(3, t0)))).toMatchObject({
+      rejection: { reason: 'bad-signature' },
+    });
+    const unsigned = { ...signSnapshot(secret, unsignedSnapshot(3, t0)), signature: 'hmac-sha256=00' };
+    expect(judgeAt(unsigned)).toMatchObject({ rejection: { reason: 'bad-signature' } });
   });
 
   it('rejects a host reporting another group', () => {
@@ -163,5 +191,57 @@ describe('judgeSnapshot', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('judgeStale', () => {
+  const bands = DEFAULT_BANDS;
+  const tracked = (state = machineState()) => splitMetrics(state, bands).tracked;
+  const stale = (seq: number, state = machineState()) =>
+    signSnapshot(secret, unsignedSnapshot(seq, t0, state));
+
+  it('calls an older snapshot that agrees with the log at its sequence a duplicate', () => {
+    // The accepted change itself, or one accepted as a heartbeat of that state: both change nothing.
+    expect(judgeStale({ snapshot: stale(3), stateAtSeq: tracked(), lastSeq: 5, bands })).toEqual({
+      kind: 'duplicate',
+    });
+  });
+
+  it('compares bands, not raw metrics: another load inside the same band is still a duplicate', () => {
+    const wiggle = machineState({
+      operational: { load: 0.3, sessions: { voice: 4, sms: 0, mms: 0, video: 0 } },
+    });
+    expect(judgeStale({ snapshot: stale(3, wiggle), stateAtSeq: tracked(), lastSeq: 5, bands })).toEqual({
+      kind: 'duplicate',
+    });
+  });
+
+  it('rejects an older snapshot that differs from the log at its sequence as a replay, naming the paths', () => {
+    const other = machineState({ software: { 'call-router': { version: '0.0.1' } } });
+    const verdict = judgeStale({ snapshot: stale(3, other), stateAtSeq: tracked(), lastSeq: 5, bands });
+    expect(verdict).toMatchObject({
+      kind: 'rejected',
+      rejection: {
+        reason: 'replayed',
+        detail: expect.stringMatching(
+          /sequence 3 is below the last accepted 5.*\/software\/call-router\/version/,
+        ),
+      },
+    });
+  });
+
+  it('rejects an older snapshot from before anything was observed as a replay', () => {
+    expect(judgeStale({ snapshot: stale(1), stateAtSeq: undefined, lastSeq: 5, bands })).toMatchObject({
+      rejection: { reason: 'replayed' },
+    });
+  });
+
+  it('rejects a band crossing the log does not hold at that sequence', () => {
+    const busy = machineState({
+      operational: { load: 0.9, sessions: { voice: 3, sms: 0, mms: 0, video: 0 } },
+    });
+    expect(judgeStale({ snapshot: stale(3, busy), stateAtSeq: tracked(), lastSeq: 5, bands })).toMatchObject({
+      rejection: { reason: 'replayed', detail: expect.stringContaining('/operational/bands/load') },
+    });
   });
 });

@@ -58,14 +58,14 @@ async function store(key: string, content: string): Promise<void> {
   );
 }
 
-function notification(key: string, size: number, messageId = key): SQSRecord {
+function notification(key: string, size: number, messageId = key, eventTime = new Date()): SQSRecord {
   const body = {
     Records: [
       {
         eventVersion: '2.1',
         eventSource: 'aws:s3',
         awsRegion: 'us-east-1',
-        eventTime: new Date().toISOString(),
+        eventTime: eventTime.toISOString(),
         eventName: 'ObjectCreated:Put',
         s3: {
           bucket: { name: cloud.endpoints.bucket, arn: `arn:aws:s3:::${cloud.endpoints.bucket}` },
@@ -93,6 +93,15 @@ async function reasonFor(key: string): Promise<{ reason: string; detail: string 
 }
 
 const runningOn = (version: string) => machineState({ software: { 'call-router': { version } } });
+
+async function exists(key: string): Promise<boolean> {
+  try {
+    await cloud.clients.s3Direct.send(new GetObjectCommand({ Bucket: cloud.endpoints.bucket, Key: key }));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('ingest on the embedded cloud', () => {
   it('a snapshot put through S3 appears in the history and the projection', async () => {
@@ -150,6 +159,50 @@ describe('ingest on the embedded cloud', () => {
     expect(host?.lastSeq).toBe(5);
     expect(host?.observed?.software['call-router']?.version).toBe('1.3.0');
     expect(await reasonFor(older)).toMatchObject({ reason: 'replayed' });
+  });
+
+  it('leaves an older accepted snapshot in place when it is put or delivered again after newer ones', async () => {
+    const hostSecret = await registerHost(cloud, 'cr-3');
+    const snapshots = new Map<number, string>();
+    const accept = async (seq: number, state: MachineState) => {
+      const key = snapshotKey('cr-3', seq);
+      const content = body('cr-3', seq, state, hostSecret);
+      snapshots.set(seq, content);
+      await store(key, content);
+      expect(await deliver(notification(key, Buffer.byteLength(content)))).toEqual({ batchItemFailures: [] });
+    };
+    await accept(3, runningOn('3.0.0'));
+    await accept(4, runningOn('4.0.0'));
+    await accept(5, runningOn('5.0.0'));
+    // Accepted as a heartbeat (the same state as 5), then superseded by a change.
+    await accept(6, runningOn('5.0.0'));
+    await accept(7, runningOn('7.0.0'));
+    const stream = hostStream('cr-3');
+    const versionBefore = await events.currentVersion(stream);
+    expect(versionBefore).toBe(5);
+    expect((await hosts.get('cr-3'))?.lastSeq).toBe(7);
+
+    for (const seq of [3, 6]) {
+      const key = snapshotKey('cr-3', seq);
+      const content = snapshots.get(seq) as string;
+      const size = Buffer.byteLength(content);
+      // A duplicate notification of the original upload, and the byte-identical object put again an hour
+      // later (S3 stamps the new put with its own time, far from the signature's).
+      expect(await deliver(notification(key, size, `again-${seq}`))).toEqual({ batchItemFailures: [] });
+      await store(key, content);
+      const later = new Date(Date.now() + 3_600_000);
+      expect(await deliver(notification(key, size, `re-put-${seq}`, later))).toEqual({
+        batchItemFailures: [],
+      });
+
+      expect(await exists(key), key).toBe(true);
+      expect(await exists(quarantineKeys(key).object), key).toBe(false);
+      expect(await reasonFor(key), key).toBeUndefined();
+    }
+    expect(await events.currentVersion(stream)).toBe(versionBefore);
+    const host = await hosts.get('cr-3');
+    expect(host?.lastSeq).toBe(7);
+    expect(host?.observed?.software['call-router']?.version).toBe('7.0.0');
   });
 
   it('quarantines bad records with reasons while the good ones in the same batch land', async () => {

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { abandon, claim, type Lease, leaseSeconds, NO_LEASE, release, renew } from '../shared/reconcile/lease.ts';
+import {
+  abandon,
+  claim,
+  type Lease,
+  leaseSeconds,
+  NO_LEASE,
+  release,
+  renew,
+} from '../shared/reconcile/lease.ts';
 
 const T0 = new Date('2026-12-01T10:00:00.000Z');
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
@@ -41,8 +49,14 @@ describe('the group lease: one reconcile at a time', () => {
   });
 
   it('lets the holder go when nothing came in, and keeps it when the holder goes on anyway', () => {
-    expect(release(held('a'), 'a', at(5), TTL)).toEqual({ kind: 'released', lease: { issued: 0, served: 0 } });
-    expect(release(held('a'), 'a', at(5), TTL, true)).toMatchObject({ kind: 'again', lease: { holder: 'a' } });
+    expect(release(held('a'), 'a', at(5), TTL)).toEqual({
+      kind: 'released',
+      lease: { issued: 0, served: 0 },
+    });
+    expect(release(held('a'), 'a', at(5), TTL, true)).toMatchObject({
+      kind: 'again',
+      lease: { holder: 'a' },
+    });
   });
 
   it('hands the group to a waiter once the holder stopped renewing (its process died)', () => {
@@ -124,7 +138,10 @@ describe('the group lease: one reconcile at a time', () => {
               holding.delete(s.run);
             } else if (result.kind === 'again') lease = result.lease;
           }
-          const live = lease.holder !== undefined && lease.until !== undefined && Date.parse(lease.until) > now.getTime();
+          const live =
+            lease.holder !== undefined &&
+            lease.until !== undefined &&
+            Date.parse(lease.until) > now.getTime();
           if (live) expect(lease.holder).toMatch(/^r\d$/);
           // A waiting ticket is never above what was issued.
           for (const ticket of tickets.values()) expect(ticket).toBeLessThanOrEqual(lease.issued);

@@ -15,15 +15,26 @@ const draining: DesiredHostState = {
 };
 
 describe('the planner’s view of a host', () => {
+  const assigned = (state: DesiredHostState) => ({
+    state,
+    assignedAt: '2026-11-25T10:00:00.000Z',
+    by: { reason: 'rollout' },
+    version: 7,
+  });
+
   it('dates a drain from when the draining state was assigned, not from the latest snapshot', () => {
-    const record = registeredHost({ status: 'draining', observedAt: '2026-11-25T10:09:00.000Z' });
-    const host = toActualHost(record, draining, '2026-11-25T10:00:00.000Z');
+    const record = registeredHost({
+      status: 'draining',
+      observedAt: '2026-11-25T10:09:00.000Z',
+      assigned: assigned(draining),
+    });
+    const host = toActualHost(record);
     expect(host.drainingSince).toBe('2026-11-25T10:00:00.000Z');
     expect(host.assignedStateVersion).toBe(4);
   });
 
   it('has no drain start for a host that is not asked to drain', () => {
-    const host = toActualHost(registeredHost(), { ...draining, mode: 'running' }, '2026-11-25T10:00:00.000Z');
+    const host = toActualHost(registeredHost({ assigned: assigned({ ...draining, mode: 'running' }) }));
     expect(host.drainingSince).toBeUndefined();
   });
 });

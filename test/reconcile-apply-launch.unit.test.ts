@@ -14,12 +14,14 @@ import type {
   LaunchRequest,
   StatePublisher,
 } from '../shared/groups/ports.ts';
+import { registerHost } from '../shared/host-registration.ts';
 import {
   FakeCipher,
   MemoryDocumentStore,
   MemoryEventStore,
   MemoryHostStore,
 } from './support/memory-stores.ts';
+import { holdLease } from './support/reconcile-fixtures.ts';
 
 /*
  * The Apply step launching a host on EC2's terms: the real SSM provisioner (SSM itself mocked) and in-memory
@@ -73,6 +75,14 @@ async function given(live: FleetInstance[] = []) {
   const events = new MemoryEventStore();
   const hosts = new MemoryHostStore();
   const cipher = new FakeCipher();
+  // An interrupted attempt that launched had registered its host first.
+  for (const instance of live)
+    await registerHost(
+      { events, hosts, cipher },
+      { hostId: instance.hostId, group: 'demo', hostType: 'call-router', roles: ['call-router'] },
+      'earlier-secret',
+      NOW,
+    );
   const definition = parseGroupDefinition(
     JSON.stringify({
       name: 'demo',
@@ -97,6 +107,7 @@ async function given(live: FleetInstance[] = []) {
     NOW,
   );
   const plans = new DocumentPlanStore({ documents });
+  await holdLease(documents, 'demo', 'demo.run', NOW);
   const plan: Plan = {
     group: 'demo',
     waves: [
@@ -130,12 +141,16 @@ async function given(live: FleetInstance[] = []) {
       newSecret: () => 'fresh-secret',
       now: () => NOW,
     }),
-    settings: { pollSeconds: 5, secretRef: () => 'not used when a provisioner is set' },
+    settings: { pollSeconds: 5 },
     now: () => NOW,
   });
   const ref: PlanRef = {
     planId: 'demo.run',
     group: 'demo',
+    run: 'demo.run',
+    lease: 'held',
+    ticket: null,
+    revert: false,
     rolloutId: null,
     waves: [0],
     deadlineSeconds: 300,
@@ -164,7 +179,10 @@ describe('apply: launching an EC2 host', () => {
 
     await apply();
 
-    expect(await events.currentVersion(hostStream(HOST_ID))).toBe(1);
+    // Registered first, then told what to be: its stream holds both, in that order.
+    const stream = (await events.read(hostStream(HOST_ID))).events;
+    expect(stream.map((event) => event.type)).toEqual(['HostRegistered', 'StateAssigned']);
+    expect(stream[1]?.data).toMatchObject({ state, by: { run: 'demo.run', reason: 'reconcile' } });
     const record = await hosts.get(HOST_ID);
     expect(await cipher.decrypt(record?.secretCiphertext ?? '', HOST_ID)).toBe('fresh-secret');
     expect(ssm.commandCalls(PutParameterCommand)[0]?.args[0].input).toMatchObject({

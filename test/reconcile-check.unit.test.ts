@@ -2,13 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { createReconcileHandler, type PlanRef } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
 import type { CheckResult } from '../functions/reconcile/steps/types.ts';
-import { compileGroup, parseGroupDefinition } from '../shared/groups/compile.ts';
+import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
 import type { DesiredHostState, Plan, Rollout } from '../shared/groups/model.ts';
 import type { FleetPort, StatePublisher } from '../shared/groups/ports.ts';
 import type { HostRecord } from '../shared/ports.ts';
+import { commandRollout } from '../shared/rollouts/rollout-service.ts';
 import type { HostStatus } from '../shared/schemas.ts';
 import { machineState, registeredHost } from './support/fixtures.ts';
 import { MemoryDocumentStore, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
+import { holdLease, plannedRollout, runningGroup } from './support/reconcile-fixtures.ts';
 
 /*
  * The Check step on its own: given hosts reporting this or that, when the wave is checked at some time,
@@ -25,6 +27,10 @@ const unusedFleet: FleetPort = {
   reboot: () => Promise.reject(new Error('not expected')),
   describe: async () => [],
 };
+const unusedProvisioner: HostProvisioner = {
+  prepare: () => Promise.reject(new Error('not expected')),
+  bind: () => Promise.reject(new Error('not expected')),
+};
 const unusedPublisher: StatePublisher = {
   ensureInbox: () => Promise.reject(new Error('not expected')),
   removeInbox: () => Promise.reject(new Error('not expected')),
@@ -36,31 +42,65 @@ interface HostReport {
   status?: HostStatus;
   applied: number;
   sessions?: number;
+  /** The call-router version it reports running; default: the rollout's 1.5.0 once it applied its state. */
+  running?: string;
 }
+
+/** What each host was told by the wave's Apply (state versions as the wave awaits them). */
+const ASSIGNED: Record<string, number> = { h1: 2, h2: 3 };
 
 function host(report: HostReport): HostRecord {
   const status = report.status ?? 'running';
-  const observed = machineState({ status, appliedStateVersion: report.applied });
+  const stateVersion = ASSIGNED[report.hostId] ?? 1;
+  const running = report.running ?? (report.applied >= stateVersion ? '1.5.0' : '1.4.0');
+  const observed = machineState({
+    status,
+    appliedStateVersion: report.applied,
+    software: { 'call-router': { version: running, status: 'running' } },
+  });
   return registeredHost({
     hostId: report.hostId,
     status,
+    version: 6,
+    // Reported after it was told (the StateAssigned at version 5).
+    observedVersion: 6,
     observed: {
       ...observed,
       operational: { dataRefs: [], bands: { load: 0, sessions: { voice: 0, sms: 0, mms: 0, video: 0 } } },
     },
     metrics: { load: 0, sessions: { voice: report.sessions ?? 0, sms: 0, mms: 0, video: 0 } },
+    assigned: {
+      state: {
+        hostId: report.hostId,
+        group: 'demo',
+        hostType: 'call-router',
+        stateVersion,
+        services: { 'call-router': { version: '1.5.0' } },
+        config: {},
+        mode: 'running',
+      },
+      assignedAt: new Date(APPLIED_AT).toISOString(),
+      by: { run: 'demo.run', rolloutId: 'r-1', reason: 'rollout' },
+      version: 5,
+    },
   });
 }
 
+type RolloutStage = 'running' | 'paused' | 'reverting';
+
 async function given(
   reports: HostReport[],
-  options: { onTimeout?: 'proceed' | 'fail'; rollout?: Rollout['status'] } = {},
+  options: { onTimeout?: 'proceed' | 'fail'; rollout?: RolloutStage } = {},
 ) {
   const documents = new MemoryDocumentStore();
+  const events = new MemoryEventStore();
   const hosts = new MemoryHostStore();
   for (const report of reports) await hosts.create(host(report));
-  const definition = parseGroupDefinition(
-    JSON.stringify({
+  const at = new Date(APPLIED_AT);
+  const stage = { events, documents, now: () => at };
+  const { rolloutId } = await runningGroup(
+    stage,
+    {
       name: 'demo',
       hostTypes: {
         'call-router': {
@@ -77,25 +117,34 @@ async function given(
         disruptionBudget: '1',
         rules: [],
       },
-    }),
-    'json',
+    },
+    options.rollout ? { service: 'call-router', version: '1.5.0' } : undefined,
   );
-  const at = new Date(APPLIED_AT);
-  await documents.put(
-    'group',
-    'demo',
-    { definition, compiled: compileGroup(definition, 1), running: true, definitionVersion: 1 },
-    0,
-    at,
-  );
+  if (rolloutId) {
+    await plannedRollout(stage, rolloutId, [{ index: 0, hosts: ['h1', 'h2'] }], 1);
+    if (options.rollout === 'paused') await commandRollout(stage, rolloutId, { type: 'Pause', at });
+    if (options.rollout === 'reverting') await commandRollout(stage, rolloutId, { type: 'Abort', at });
+  }
+  await holdLease(documents, 'demo', 'demo.run', at);
   const plans = new DocumentPlanStore({ documents });
-  const state = { hostId: 'h1' } as DesiredHostState;
+  const stateOf = (hostId: string, stateVersion: number): DesiredHostState => ({
+    hostId,
+    group: 'demo',
+    hostType: 'call-router',
+    stateVersion,
+    services: { 'call-router': { version: '1.5.0' } },
+    config: {},
+    mode: 'running',
+  });
   const plan: Plan = {
     group: 'demo',
     waves: [
       {
         index: 0,
-        actions: [{ kind: 'assign', hostId: 'h1', state }],
+        actions: [
+          { kind: 'assign', hostId: 'h1', state: stateOf('h1', 2) },
+          { kind: 'assign', hostId: 'h2', state: stateOf('h2', 3) },
+        ],
         disrupted: ['h1', 'h2'],
         awaits: [
           { hostId: 'h1', stateVersion: 2 },
@@ -106,24 +155,14 @@ async function given(
     deferred: [],
   };
   await plans.save('demo.run', plan, at);
-  if (options.rollout) {
-    const rollout: Rollout = {
-      id: 'r-1',
-      group: 'demo',
-      service: 'call-router',
-      version: '1.5.0',
-      status: options.rollout,
-      createdAt: at.toISOString(),
-      updatedAt: at.toISOString(),
-      waves: [{ index: 0, hosts: ['h1', 'h2'], status: 'running' }],
-      hosts: { done: [], pending: ['h1', 'h2'], failed: [] },
-    };
-    await documents.put('rollout', 'r-1', rollout, 0, at);
-  }
   const ref: PlanRef = {
     planId: 'demo.run',
     group: 'demo',
-    rolloutId: options.rollout ? 'r-1' : null,
+    run: 'demo.run',
+    lease: 'held',
+    ticket: null,
+    revert: false,
+    rolloutId: rolloutId ?? null,
     waves: [0],
     deadlineSeconds: DEADLINE_SECONDS,
     pollSeconds: 5,
@@ -133,15 +172,17 @@ async function given(
     documents,
     plans,
     hosts,
+    rolloutId,
     async checkAt(secondsAfterApply: number, checkWindowMs = 0): Promise<CheckResult> {
       const handler = createReconcileHandler({
-        events: new MemoryEventStore(),
+        events,
         hosts,
         documents,
         fleet: unusedFleet,
+        provisioner: unusedProvisioner,
         publisher: unusedPublisher,
         plans,
-        settings: { pollSeconds: 5, checkWindowMs, secretRef: (id) => id },
+        settings: { pollSeconds: 5, checkWindowMs },
         now: () => new Date(APPLIED_AT + secondsAfterApply * 1000),
       });
       return (await handler({ step: 'check', plan: ref, wave: 0, deadline: DEADLINE })) as CheckResult;
@@ -183,7 +224,7 @@ describe('check step', () => {
       { hostId: 'h1', applied: 1 },
       { hostId: 'h2', applied: 3 },
     ]);
-    setTimeout(() => void wave.hosts.save({ ...host({ hostId: 'h1', applied: 2 }), version: 2 }), 250);
+    setTimeout(() => void wave.hosts.save({ ...host({ hostId: 'h1', applied: 2 }), version: 7 }), 250);
 
     expect((await wave.checkAt(10, 5_000)).status).toBe('converged');
   });
@@ -245,8 +286,8 @@ describe('check step', () => {
     expect(Date.parse(result.deadline)).toBe(APPLIED_AT + (2 * DEADLINE_SECONDS + 100) * 1000);
   });
 
-  it('reports an aborted rollout as aborted', async () => {
-    const wave = await given([{ hostId: 'h1', applied: 2 }], { rollout: 'aborted' });
+  it('reports an aborted rollout (now reverting) as aborted', async () => {
+    const wave = await given([{ hostId: 'h1', applied: 2 }], { rollout: 'reverting' });
 
     expect(await wave.checkAt(10)).toMatchObject({ status: 'aborted', detail: 'aborted' });
   });
@@ -262,8 +303,40 @@ describe('check step', () => {
 
     await wave.checkAt(10);
 
-    const rollout = (await wave.documents.get<Rollout>('rollout', 'r-1'))?.body;
+    const rollout = (await wave.documents.get<Rollout>('rollout', wave.rolloutId as string))?.body;
     expect(rollout?.waves[0]?.status).toBe('done');
     expect(rollout?.hosts).toEqual({ done: ['h1', 'h2'], pending: [], failed: [] });
+  });
+
+  it('lists a host done only when it reports the target, however the wave converged', async () => {
+    // h2 applied its state (the wave converges) but still runs the old version: not done.
+    const wave = await given(
+      [
+        { hostId: 'h1', applied: 2 },
+        { hostId: 'h2', applied: 3, running: '1.4.0' },
+      ],
+      { rollout: 'running' },
+    );
+
+    expect((await wave.checkAt(10)).status).toBe('converged');
+
+    const rollout = (await wave.documents.get<Rollout>('rollout', wave.rolloutId as string))?.body;
+    expect(rollout?.hosts).toEqual({ done: ['h1'], pending: ['h2'], failed: [] });
+  });
+
+  it('stops a run that no longer holds the group: another run took it over', async () => {
+    const wave = await given([{ hostId: 'h1', applied: 2 }]);
+    await wave.documents.put(
+      'lease',
+      'demo',
+      { holder: 'other.run', until: new Date(APPLIED_AT + 3_600_000).toISOString(), issued: 0, served: 0 },
+      (await wave.documents.get('lease', 'demo'))?.version ?? 0,
+      new Date(APPLIED_AT),
+    );
+
+    expect(await wave.checkAt(10)).toMatchObject({
+      status: 'failed',
+      detail: 'run demo.run no longer holds group demo',
+    });
   });
 });

@@ -58,7 +58,51 @@ describe('reconcile state machine', () => {
     expect(waves?.Catch).toEqual([
       { ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: RECONCILE_STATES.rollback },
     ]);
-    expect(states(fullAsl)[RECONCILE_STATES.rollback]?.Next).toBe(RECONCILE_STATES.reconcileFailed);
+    // A failed or aborted rollout is reverted by another pass (the same waves, drains and budget); without
+    // a rollout to revert the run fails.
+    expect(states(fullAsl)[RECONCILE_STATES.rollback]?.Next).toBe(RECONCILE_STATES.reverting);
+    expect(states(fullAsl)[RECONCILE_STATES.reverting]).toMatchObject({
+      Choices: [{ Variable: '$.rollback.again', BooleanEquals: true, Next: RECONCILE_STATES.revertPass }],
+      Default: RECONCILE_STATES.reconcileFailed,
+    });
+    expect(states(fullAsl)[RECONCILE_STATES.revertPass]?.Next).toBe(RECONCILE_STATES.plan);
+  });
+
+  it('lets one run act on a group at a time: a run that finds it held waits with its ticket, or ends once served', () => {
+    expect(states(fullAsl)[RECONCILE_STATES.plan]?.Next).toBe(RECONCILE_STATES.held);
+    expect(states(fullAsl)[RECONCILE_STATES.held]).toMatchObject({
+      Choices: [
+        { Variable: '$.plan.lease', StringEquals: 'queued', Next: RECONCILE_STATES.queueWait },
+        { Variable: '$.plan.lease', StringEquals: 'served', Next: RECONCILE_STATES.served },
+      ],
+      Default: RECONCILE_STATES.waves,
+    });
+    expect(states(fullAsl)[RECONCILE_STATES.queueWait]).toMatchObject({
+      Type: 'Wait',
+      SecondsPath: '$.plan.pollSeconds',
+      Next: RECONCILE_STATES.requeue,
+    });
+    expect(states(fullAsl)[RECONCILE_STATES.requeue]).toMatchObject({
+      Type: 'Pass',
+      Parameters: { 'ticket.$': '$.plan.ticket' },
+      Next: RECONCILE_STATES.plan,
+    });
+    expect(states(fullAsl)[RECONCILE_STATES.served]).toMatchObject({ Type: 'Succeed' });
+  });
+
+  it('ends a run whose rollout did not succeed failed, naming why', () => {
+    expect(states(fullAsl)[RECONCILE_STATES.followUp]).toMatchObject({
+      Choices: [
+        { Variable: '$.finish.again', BooleanEquals: true, Next: RECONCILE_STATES.passWait },
+        { Variable: '$.finish.failed', BooleanEquals: true, Next: RECONCILE_STATES.rolloutFailed },
+      ],
+      Default: RECONCILE_STATES.done,
+    });
+    expect(states(fullAsl)[RECONCILE_STATES.rolloutFailed]).toMatchObject({
+      Type: 'Fail',
+      Error: 'ReconcileFailed',
+      CausePath: '$.finish.cause',
+    });
   });
 
   it('applies, checks, and waits and checks again each wave until it converges, and fails it otherwise', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileHandler, type ReconcileEvent } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
+import { MAX_ROLLOUT_PASSES } from '../functions/reconcile/steps/finish.ts';
 import {
   type LocalOutcome,
   type LocalReconcileStarter,
@@ -11,9 +12,10 @@ import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import { hostStream } from '../shared/events.ts';
-import { compileGroup, parseGroupDefinition } from '../shared/groups/compile.ts';
+import { parseGroupDefinition } from '../shared/groups/compile.ts';
 import { type GroupEvent, groupStream } from '../shared/groups/events.ts';
-import { etagOf, GroupService } from '../shared/groups/group-service.ts';
+import { GroupService } from '../shared/groups/group-service.ts';
+import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
 import type { DesiredHostState, GroupDefinition, Rollout } from '../shared/groups/model.ts';
 import type {
   DocumentStore,
@@ -21,11 +23,13 @@ import type {
   FleetPort,
   InboxAddress,
   LaunchRequest,
+  ReconcileStarter,
   StatePublisher,
 } from '../shared/groups/ports.ts';
-import type { HostRecord, HostStore } from '../shared/ports.ts';
+import { ensureHostRegistered } from '../shared/host-registration.ts';
 import type { HostStatus } from '../shared/schemas.ts';
-import { RecordingReconcileStarter } from './support/memory-stores.ts';
+import { report } from './support/host-reports.ts';
+import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.ts';
 
 /*
  * The real ASL (as CDK synthesizes it) runs in aws-local-stepfunctions against the real reconcile handler,
@@ -53,33 +57,14 @@ afterAll(async () => {
   await dynamo?.stop();
 });
 
-const NOW = new Date('2026-11-28T10:00:00.000Z');
-
-function hostRecord(request: LaunchRequest): HostRecord {
+/** Registers a host as the api does (its stream and its projection), with a secret nobody reads here. */
+function testProvisioner(now: () => Date): HostProvisioner {
   return {
-    hostId: request.hostId,
-    group: request.group,
-    hostType: request.hostType,
-    roles: request.roles,
-    registeredAt: NOW.toISOString(),
-    version: 1,
-    lastChangeSeq: 0,
-    status: 'booting',
-    role: request.roles[0] ?? request.hostType,
-    lastSeq: 1,
-    secretCiphertext: 'unused',
-    observed: {
-      status: 'booting',
-      group: request.group,
-      hostType: request.hostType,
-      roles: request.roles,
-      ips: { internal: `10.0.0.${request.hostId.length}` },
-      capacity: { sessions: 100 },
-      config: { values: {} },
-      software: {},
-      operational: { dataRefs: [], bands: { load: 0, sessions: { voice: 0, sms: 0, mms: 0, video: 0 } } },
-      appliedStateVersion: 0,
+    async prepare(host) {
+      await ensureHostRegistered({ events, hosts, cipher: new FakeCipher() }, host, () => 'secret', now());
+      return `/fleetfold/test/${host.hostId}`;
     },
+    bind: async () => {},
   };
 }
 
@@ -88,8 +73,6 @@ class RecordingFleet implements FleetPort {
   readonly launches: LaunchRequest[] = [];
   readonly terminations: string[] = [];
   readonly #instances = new Map<string, FleetInstance & { group: string; stateVersion: number }>();
-
-  constructor(private readonly store: HostStore) {}
 
   async launch(request: LaunchRequest): Promise<FleetInstance> {
     this.launches.push(request);
@@ -104,7 +87,8 @@ class RecordingFleet implements FleetPort {
       stateVersion: request.stateVersion,
     };
     this.#instances.set(request.hostId, instance);
-    if (!(await this.store.get(request.hostId))) await this.store.create(hostRecord(request));
+    // The machine boots and says so (its first snapshot).
+    await report({ events, hosts }, request.hostId, (observed) => observed);
     return instance;
   }
 
@@ -140,11 +124,10 @@ class SimulatedHosts implements StatePublisher {
   readonly unreported = new Map<string, DesiredHostState>();
   /** When set, hosts report only when `report()` is called (the test calls it before each check). */
   lazy = false;
+  /** Hosts that say they applied what they were sent but go on running what they ran (a broken agent). */
+  readonly stale = new Set<string>();
 
-  constructor(
-    private readonly store: HostStore,
-    private readonly failsOn: (state: DesiredHostState) => boolean = () => false,
-  ) {}
+  constructor(private readonly failsOn: (state: DesiredHostState) => boolean = () => false) {}
 
   async ensureInbox(address: InboxAddress) {
     this.inboxes.add(address.hostId);
@@ -165,27 +148,24 @@ class SimulatedHosts implements StatePublisher {
     const states = [...this.unreported.values()];
     this.unreported.clear();
     for (const state of states) {
-      const record = await this.store.get(state.hostId);
-      if (!record?.observed) continue;
-      const status: HostStatus = this.failsOn(state) ? 'failed' : 'running';
-      const software = Object.fromEntries(
-        Object.entries(state.services).map(([service, spec]) => [
-          service,
-          { version: spec.version, status: 'running' as const, port: 7000 },
-        ]),
-      );
-      await this.store.save({
-        ...record,
+      const stale = this.stale.has(state.hostId);
+      if (!(await hosts.get(state.hostId))?.observed) continue;
+      const failed = this.failsOn(state);
+      const status: HostStatus = failed ? 'failed' : state.mode === 'draining' ? 'draining' : 'running';
+      await report({ events, hosts }, state.hostId, (observed) => ({
+        ...observed,
         status,
-        version: record.version + 1,
-        lastSeq: record.lastSeq + 1,
-        observed: {
-          ...record.observed,
-          status,
-          software,
-          appliedStateVersion: status === 'failed' ? record.observed.appliedStateVersion : state.stateVersion,
-        },
-      });
+        software: stale
+          ? observed.software
+          : Object.fromEntries(
+              Object.entries(state.services).map(([service, spec]) => [
+                service,
+                { version: spec.version, status: 'running' as const, port: 7000 },
+              ]),
+            ),
+        config: { values: { ...state.config } },
+        appliedStateVersion: failed ? observed.appliedStateVersion : state.stateVersion,
+      }));
     }
   }
 }
@@ -228,34 +208,36 @@ function definition(name: string, mediaCount: number): GroupDefinition {
   );
 }
 
-async function defineRunningGroup(name: string, mediaCount = 2) {
-  const def = definition(name, mediaCount);
-  const compiled = compileGroup(def, 1);
-  await documents.put(
-    'group',
-    name,
-    { definition: def, compiled, running: true, definitionVersion: 1 },
-    0,
-    NOW,
-  );
-  return compiled;
+/** The api's group service over the same stores; its reconcile starter records what it is asked by default. */
+function groupService(options: { now?: () => Date; reconcile?: ReconcileStarter } = {}) {
+  const starter = new RecordingReconcileStarter();
+  let ids = 0;
+  const service = new GroupService({
+    events,
+    documents,
+    reconcile: options.reconcile ?? starter,
+    now: options.now ?? (() => new Date()),
+    newId: () => `t${++ids}`,
+  });
+  return { service, starter };
 }
 
-async function requestRollout(group: string, id: string, version: string): Promise<void> {
-  const rollout: Rollout = {
-    id,
-    group,
-    service: 'media',
-    version,
-    select: 'all',
-    status: 'pending',
-    previousVersion: '2.1.0',
-    createdAt: NOW.toISOString(),
-    updatedAt: NOW.toISOString(),
-    waves: [],
-    hosts: { done: [], pending: [], failed: [] },
-  };
-  await documents.put('rollout', id, rollout, 0, NOW);
+async function defineRunningGroup(name: string, mediaCount = 2) {
+  const { service } = groupService();
+  const defined = await service.defineGroup(name, JSON.stringify(definition(name, mediaCount)), 'json');
+  await service.startGroup(name);
+  return defined.group.compiled;
+}
+
+/** Requests a media rollout as an operator would; returns its id. */
+async function requestRollout(group: string, version: string): Promise<string> {
+  const { service } = groupService();
+  const { rollout } = await service.requestRollout(group, { service: 'media', version, select: 'all' });
+  return rollout.id;
+}
+
+async function commandRollout(id: string, command: 'pause' | 'resume' | 'abort') {
+  return groupService().service.commandRollout(id, command);
 }
 
 interface Harness {
@@ -275,17 +257,19 @@ function harness(
     now?: () => Date;
   } = {},
 ): Harness {
-  const fleet = new RecordingFleet(hosts);
-  const hostsDouble = new SimulatedHosts(hosts, options.failsOn);
+  const fleet = new RecordingFleet();
+  const hostsDouble = new SimulatedHosts(options.failsOn);
+  const now = options.now ?? (() => new Date());
   const handler = createReconcileHandler({
     events,
     hosts,
     documents: documents as DocumentStore,
     fleet,
+    provisioner: testProvisioner(now),
     publisher: hostsDouble,
     plans: new DocumentPlanStore({ documents }),
-    settings: { pollSeconds: 0, secretRef: (hostId) => `/fleetfold/test/${hostId}` },
-    now: options.now ?? (() => new Date()),
+    settings: { pollSeconds: 0 },
+    now,
   });
   const invocations: ReconcileEvent[] = [];
   const starter = localReconcileStarter(
@@ -321,7 +305,34 @@ async function groupEvents(group: string) {
 }
 
 async function desiredOf(hostId: string) {
-  return (await documents.get<DesiredHostState>('desired', hostId))?.body;
+  return (await hosts.get(hostId))?.assigned?.state;
+}
+
+async function rolloutOf(id: string) {
+  return (await documents.get<Rollout>('rollout', id))?.body;
+}
+
+async function mediaHosts(group: string) {
+  return (await hosts.list({ group }, 100)).hosts.filter((host) => host.hostType === 'media');
+}
+
+/** Live sessions on a host, as it reports them (raw counts are metrics, their band is state). */
+async function setSessions(hostId: string, voice: number) {
+  await report(
+    { events, hosts },
+    hostId,
+    (observed) => ({
+      ...observed,
+      operational: {
+        ...observed.operational,
+        bands: {
+          ...observed.operational.bands,
+          sessions: { voice: voice > 0 ? 1 : 0, sms: 0, mms: 0, video: 0 },
+        },
+      },
+    }),
+    { load: 0.5, sessions: { voice, sms: 0, mms: 0, video: 0 } },
+  );
 }
 
 describe('reconcile on the synthesized state machine', () => {
@@ -365,11 +376,11 @@ describe('reconcile on the synthesized state machine', () => {
     });
     expect((await h.run('budget', 'group-budget-start-1')).status).toBe('SUCCEEDED');
     const startPublishes = h.hostsDouble.published.length;
-    await requestRollout('budget', 'r-budget-1', '2.2.0');
+    const rolloutId = await requestRollout('budget', '2.2.0');
     h.hostsDouble.lazy = true;
     mostChangingAtOnce = 0;
 
-    const outcome = await h.run('budget', 'rollout-r-budget-1', 'r-budget-1');
+    const outcome = await h.run('budget', `rollout-${rolloutId}`, rolloutId);
 
     expect(outcome.status).toBe('SUCCEEDED');
     const rolloutWaves = h.hostsDouble.published
@@ -385,7 +396,7 @@ describe('reconcile on the synthesized state machine', () => {
     );
     expect(media).toHaveLength(8);
     for (const host of media) expect(host.observed?.software.media?.version).toBe('2.2.0');
-    const rollout = (await documents.get<Rollout>('rollout', 'r-budget-1'))?.body;
+    const rollout = await rolloutOf(rolloutId);
     expect(rollout?.status).toBe('succeeded');
     expect(rollout?.hosts.done).toEqual(media.map((host) => host.hostId).sort());
     const statuses = (await groupEvents('budget'))
@@ -397,27 +408,19 @@ describe('reconcile on the synthesized state machine', () => {
   it('drains a host with live sessions and updates it only once its sessions have ended', async () => {
     await defineRunningGroup('drain', 2);
     const busy = 'drain-media-1';
-    const setSessions = async (voice: number) => {
-      const record = (await hosts.get(busy)) as HostRecord;
-      await hosts.save({
-        ...record,
-        version: record.version + 1,
-        metrics: { load: 0.5, sessions: { voice, sms: 0, mms: 0, video: 0 } },
-      });
-    };
     let checksWhileDraining = 0;
     const h = harness({
       around: async (event, invoke) => {
         // The calls end two checks after the host was asked to drain.
         if (event.step === 'check' && (await desiredOf(busy))?.mode === 'draining') {
           checksWhileDraining += 1;
-          if (checksWhileDraining === 2) await setSessions(0);
+          if (checksWhileDraining === 2) await setSessions(busy, 0);
         }
         return invoke();
       },
     });
     expect((await h.run('drain', 'group-drain-start-1')).status).toBe('SUCCEEDED');
-    await setSessions(5);
+    await setSessions(busy, 5);
     const sent: { mode: string; version?: string; sessions: number }[] = [];
     const publish = h.hostsDouble.publish.bind(h.hostsDouble);
     h.hostsDouble.publish = async (states) => {
@@ -427,9 +430,9 @@ describe('reconcile on the synthesized state machine', () => {
       }
       return publish(states);
     };
-    await requestRollout('drain', 'r-drain-1', '2.2.0');
+    const rolloutId = await requestRollout('drain', '2.2.0');
 
-    const outcome = await h.run('drain', 'rollout-r-drain-1', 'r-drain-1');
+    const outcome = await h.run('drain', `rollout-${rolloutId}`, rolloutId);
 
     expect(outcome.status).toBe('SUCCEEDED');
     const drained = sent.findIndex((entry) => entry.mode === 'draining');
@@ -445,12 +448,12 @@ describe('reconcile on the synthesized state machine', () => {
     await defineRunningGroup('failing', 4);
     const h = harness({ failsOn: (state) => state.services.media?.version === '9.9.9-bad' });
     expect((await h.run('failing', 'group-failing-start-1')).status).toBe('SUCCEEDED');
-    await requestRollout('failing', 'r-failing-1', '9.9.9-bad');
+    const rolloutId = await requestRollout('failing', '9.9.9-bad');
 
-    const outcome = await h.run('failing', 'rollout-r-failing-1', 'r-failing-1');
+    const outcome = await h.run('failing', `rollout-${rolloutId}`, rolloutId);
 
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'ReconcileFailed' });
-    const rollout = (await documents.get<Rollout>('rollout', 'r-failing-1'))?.body;
+    const rollout = await rolloutOf(rolloutId);
     expect(rollout?.status).toBe('rolled-back');
     expect(rollout?.hosts.failed.length).toBeGreaterThan(0);
     expect(rollout?.error).toContain('failed');
@@ -473,7 +476,7 @@ describe('reconcile on the synthesized state machine', () => {
     for (const hostId of notStarted ?? []) expect(sentBad.has(hostId)).toBe(false);
     const alarms = (await groupEvents('failing')).filter((event) => event.type === 'AlarmRaised');
     expect(alarms).toHaveLength(1);
-    expect(alarms[0]?.data).toMatchObject({ alarm: 'rollout-failed', rolloutId: 'r-failing-1' });
+    expect(alarms[0]?.data).toMatchObject({ alarm: 'rollout-failed', rolloutId });
   });
 
   it('launches no second instance when a wave is applied again after a lost response', async () => {
@@ -527,15 +530,9 @@ describe('reconcile on the synthesized state machine', () => {
     expect(h.fleet.launches).toHaveLength(6);
   });
 
-  async function setRolloutStatus(id: string, status: Rollout['status']): Promise<void> {
-    const stored = await documents.get<Rollout>('rollout', id);
-    if (!stored) throw new Error(`no rollout ${id}`);
-    await documents.put('rollout', id, { ...stored.body, status }, stored.version, new Date());
-  }
-
   it('holds a paused rollout at its check and goes on once it is resumed', async () => {
     await defineRunningGroup('paused', 4);
-    let rolloutRun = false;
+    let rolloutId: string | undefined;
     let checksWhilePaused = 0;
     let appliesWhilePaused = 0;
     let paused = false;
@@ -543,14 +540,14 @@ describe('reconcile on the synthesized state machine', () => {
       around: async (event, invoke) => {
         if (paused && event.step === 'apply') appliesWhilePaused += 1;
         const result = await invoke();
-        if (rolloutRun && event.step === 'apply' && event.wave === 0) {
-          await setRolloutStatus('r-paused-1', 'paused');
+        if (rolloutId && !paused && checksWhilePaused === 0 && event.step === 'apply' && event.wave === 0) {
+          await commandRollout(rolloutId, 'pause');
           paused = true;
         }
-        if (paused && event.step === 'check') {
+        if (rolloutId && paused && event.step === 'check') {
           checksWhilePaused += 1;
           if (checksWhilePaused === 3) {
-            await setRolloutStatus('r-paused-1', 'running');
+            await commandRollout(rolloutId, 'resume');
             paused = false;
           }
         }
@@ -558,41 +555,53 @@ describe('reconcile on the synthesized state machine', () => {
       },
     });
     expect((await h.run('paused', 'group-paused-start-1')).status).toBe('SUCCEEDED');
-    await requestRollout('paused', 'r-paused-1', '2.2.0');
-    rolloutRun = true;
+    const id = await requestRollout('paused', '2.2.0');
+    rolloutId = id;
 
-    const outcome = await h.run('paused', 'rollout-r-paused-1', 'r-paused-1');
+    const outcome = await h.run('paused', `rollout-${id}`, id);
 
     expect(outcome.status).toBe('SUCCEEDED');
     expect(checksWhilePaused).toBe(3);
     expect(appliesWhilePaused).toBe(0);
-    expect((await documents.get<Rollout>('rollout', 'r-paused-1'))?.body.status).toBe('succeeded');
+    expect((await rolloutOf(id))?.status).toBe('succeeded');
   });
 
-  it('fails an aborted rollout with cause "aborted", reverts what it changed and keeps it aborted', async () => {
+  it('fails an aborted rollout with cause "aborted" after reverting what it changed through waves, and keeps it aborted', async () => {
     await defineRunningGroup('aborted', 4);
-    let rolloutRun = false;
+    let rolloutId: string | undefined;
+    let aborted = false;
     const h = harness({
       around: async (event, invoke) => {
         const result = await invoke();
-        if (rolloutRun && event.step === 'apply' && event.wave === 0)
-          await setRolloutStatus('r-aborted-1', 'aborted');
+        if (rolloutId && !aborted && event.step === 'check' && event.wave === 1) {
+          await commandRollout(rolloutId, 'abort');
+          aborted = true;
+        }
         return result;
       },
     });
     expect((await h.run('aborted', 'group-aborted-start-1')).status).toBe('SUCCEEDED');
-    await requestRollout('aborted', 'r-aborted-1', '2.2.0');
-    rolloutRun = true;
+    const id = await requestRollout('aborted', '2.2.0');
+    rolloutId = id;
+    const publishedBefore = h.hostsDouble.published.length;
 
-    const outcome = await h.run('aborted', 'rollout-r-aborted-1', 'r-aborted-1');
+    const outcome = await h.run('aborted', `rollout-${id}`, id);
 
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'ReconcileFailed', cause: 'aborted' });
-    const rollout = (await documents.get<Rollout>('rollout', 'r-aborted-1'))?.body;
+    const rollout = await rolloutOf(id);
     expect(rollout?.status).toBe('aborted');
-    const media = (await hosts.list({ group: 'aborted' }, 100)).hosts.filter(
-      (host) => host.hostType === 'media',
-    );
-    for (const host of media) expect((await desiredOf(host.hostId))?.services.media?.version).toBe('2.1.0');
+    for (const host of await mediaHosts('aborted')) {
+      expect((await desiredOf(host.hostId))?.services.media?.version).toBe('2.1.0');
+      expect((await desiredOf(host.hostId))?.mode).toBe('running');
+      expect(host.observed?.software.media?.version).toBe('2.1.0');
+      expect(host.status).toBe('running');
+    }
+    // The revert goes through waves within the budget (max(1, 25%) of 4 = 1 media host changing at a time).
+    const reverted = h.hostsDouble.published
+      .slice(publishedBefore)
+      .map((wave) => wave.filter((state) => state.hostType === 'media'))
+      .filter((wave) => wave.length > 0);
+    for (const wave of reverted) expect(wave.length).toBeLessThanOrEqual(1);
     const recorded = (await groupEvents('aborted')).map((event) =>
       event.type === 'RolloutStatusChanged'
         ? `status:${event.data.status}`
@@ -600,27 +609,14 @@ describe('reconcile on the synthesized state machine', () => {
           ? `alarm:${event.data.alarm}`
           : event.type,
     );
-    expect(recorded).toEqual(['status:running', 'status:aborted', 'alarm:rollout-aborted']);
+    expect(recorded.filter((entry) => entry.startsWith('status:') || entry.startsWith('alarm:'))).toEqual([
+      'status:running',
+      'status:reverting',
+      'alarm:rollout-aborted',
+      'status:aborted',
+    ]);
   });
 });
-
-/** The api's group service over the same stores; its reconcile starter is a double the test reads. */
-function groupService(now: () => Date = () => new Date()) {
-  const starter = new RecordingReconcileStarter();
-  let ids = 0;
-  const service = new GroupService({
-    events,
-    documents,
-    reconcile: starter,
-    now,
-    newId: () => `t${++ids}`,
-  });
-  return { service, starter };
-}
-
-async function mediaHosts(group: string) {
-  return (await hosts.list({ group }, 100)).hosts.filter((host) => host.hostType === 'media');
-}
 
 describe('the group after a rollout', () => {
   it('makes a succeeded rollout the group version: a host launched later runs it, the next reconcile plans nothing', async () => {
@@ -646,12 +642,10 @@ describe('the group after a rollout', () => {
     expect(h.invocations.slice(invocationsBefore).map((event) => event.step)).not.toContain('apply');
     expect(h.hostsDouble.published).toHaveLength(publishedBefore);
 
-    // Scale out as an operator would: the definition as it now stands, guarded by its ETag.
+    // Scale out as an operator would: the definition as it now stands.
     const scaled = structuredClone(group.body.definition);
     if (scaled.hostTypes.media) scaled.hostTypes.media.count = 3;
-    await service.defineGroup('adopt', JSON.stringify(scaled), 'json', {
-      ifMatch: etagOf(group.body.definitionVersion),
-    });
+    await service.defineGroup('adopt', JSON.stringify(scaled), 'json');
     const launchesBefore = h.fleet.launches.length;
     expect((await h.run('adopt', 'adopt-scale-1')).status).toBe('SUCCEEDED');
 
@@ -679,52 +673,48 @@ describe('the group after a rollout', () => {
     expect((await groupEvents('kept')).filter((event) => event.type === 'GroupDefined')).toHaveLength(1);
   });
 
-  it('resumes a rollout paused while its run waits at the check without starting a second run', async () => {
-    // The run and the resume happen a minute after the request: only the run's own renewals, not the grace
-    // the request gave its first run, can tell the resume that the run still waits.
-    // While paused, 20 s pass between two checks: beyond what the Plan step wrote, only the checks' renewals
-    // keep the run's word alive.
-    let offset = 60_000;
-    const later = () => new Date(Date.now() + offset);
-    const { service, starter } = groupService();
-    const { service: operatorLater, starter: operatorStarter } = groupService(later);
+  it('resumes a rollout paused while its run waits at the check: the trigger of the resume is served by that run, no second actor', async () => {
+    let h: Harness | undefined;
+    const relay: ReconcileStarter = { start: (request) => (h as Harness).starter.start(request) };
+    const { service } = groupService({ reconcile: relay });
     await service.defineGroup('resumed', JSON.stringify(definition('resumed', 4)), 'json');
-    await service.startGroup('resumed');
     let rolloutId: string | undefined;
     let checksWhilePaused = 0;
     let paused = false;
-    const h = harness({
+    let resumeRun: string | undefined;
+    h = harness({
       around: async (event, invoke) => {
-        if (paused && event.step === 'check') offset += 20_000;
         const result = await invoke();
         if (rolloutId && event.step === 'apply' && event.wave === 0 && !paused && checksWhilePaused === 0) {
-          await operatorLater.commandRollout(rolloutId, 'pause');
+          await service.commandRollout(rolloutId, 'pause');
           paused = true;
         }
         if (rolloutId && paused && event.step === 'check' && ++checksWhilePaused === 3) {
-          const resumed = await operatorLater.commandRollout(rolloutId, 'resume');
-          expect(resumed.executionId).toBeUndefined();
+          resumeRun = (await service.commandRollout(rolloutId, 'resume')).executionId;
           paused = false;
         }
         return result;
       },
-      now: later,
     });
-    expect((await h.run('resumed', 'group-resumed-start-1')).status).toBe('SUCCEEDED');
-    const { rollout } = await service.requestRollout('resumed', { service: 'media', version: '2.2.0' });
-    const requestsBefore = starter.requests.length;
+    const started = await service.startGroup('resumed');
+    expect((await h.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
+    const { rollout, executionId } = await service.requestRollout('resumed', {
+      service: 'media',
+      version: '2.2.0',
+    });
     rolloutId = rollout.id;
 
-    const outcome = await h.run('resumed', `rollout-${rollout.id}`, rollout.id);
+    const outcome = await h.starter.outcome(executionId as string);
 
-    expect(outcome.status).toBe('SUCCEEDED');
+    expect(outcome?.status).toBe('SUCCEEDED');
     expect(checksWhilePaused).toBe(3);
-    expect(starter.requests.slice(requestsBefore)).toEqual([]);
-    expect(operatorStarter.requests).toEqual([]);
-    const stored = (await documents.get<Rollout>('rollout', rollout.id))?.body;
-    expect(stored?.status).toBe('succeeded');
-    // The run renewed its word at each step, so a resume later than the first run's grace would trust it too.
-    expect(Date.parse(stored?.runAliveUntil ?? '')).toBeGreaterThan(Date.parse(rollout.runAliveUntil ?? ''));
+    expect(resumeRun).toBeDefined();
+    // The resume's run found the group held, waited with a ticket, and was served by the holder's next plan.
+    const resumed = await h.starter.outcome(resumeRun as string);
+    expect(resumed?.status).toBe('SUCCEEDED');
+    const byRun = h.invocations.filter((event) => event.step === 'apply');
+    expect(new Set(byRun.map((event) => (event.step === 'apply' ? event.plan.run : '')))).toHaveLength(2);
+    expect((await rolloutOf(rollout.id))?.status).toBe('succeeded');
   });
 });
 
@@ -812,5 +802,269 @@ describe('a host whose instance died', () => {
     expect(raised).toHaveLength(1);
     expect(raised[0]?.data).toMatchObject({ hostIds: victims.slice(0, 3) });
     expect((await mediaHosts('flaky')).filter((host) => host.status === 'running')).toHaveLength(4);
+  });
+});
+
+/** The group service wired to a harness's starter, so its triggers start real runs. */
+function relayedService(target: () => Harness, now?: () => Date) {
+  const relay: ReconcileStarter = { start: (request) => target().starter.start(request) };
+  return groupService({ reconcile: relay, ...(now ? { now } : {}) }).service;
+}
+
+async function everyHost(group: string, hostType: string) {
+  return (await hosts.list({ group }, 100)).hosts.filter(
+    (host) => host.hostType === hostType && !host.terminated,
+  );
+}
+
+describe('one reconcile acts on a group at a time', () => {
+  it("folds a rollout requested during the start run's follow-up pass into that run: every host ends on the target", async () => {
+    let h: Harness | undefined;
+    const service = relayedService(() => h as Harness);
+    await service.defineGroup('race', JSON.stringify(definition('race', 2)), 'json');
+    let requested: Promise<{ rollout: Rollout; executionId?: string }> | undefined;
+    h = harness({
+      around: async (event, invoke) => {
+        // The moment of the fault on main: the start run plans its follow-up pass, and the rollout arrives.
+        if (!requested && event.step === 'plan' && (event.request.followUps ?? 0) > 0)
+          requested = service.requestRollout('race', {
+            service: 'call-router',
+            version: '9.9.9',
+            select: 'all',
+          });
+        return invoke();
+      },
+    });
+    const started = await service.startGroup('race');
+    const startOutcome = await h.starter.outcome(started.executionId);
+    const { rollout, executionId } = await (requested as NonNullable<typeof requested>);
+    const rolloutOutcome = await h.starter.outcome(executionId as string);
+
+    expect(startOutcome?.status).toBe('SUCCEEDED');
+    expect(rolloutOutcome?.status).toBe('SUCCEEDED');
+    const stored = await rolloutOf(rollout.id);
+    expect(stored?.status).toBe('succeeded');
+    const routers = await everyHost('race', 'call-router');
+    expect(routers).toHaveLength(2);
+    for (const host of routers) {
+      expect(host.observed?.software['call-router']?.version).toBe('9.9.9');
+      expect(host.assigned?.state.services['call-router']?.version).toBe('9.9.9');
+    }
+    expect(stored?.hosts.done).toEqual(routers.map((host) => host.hostId).sort());
+    // Only one run planned at a time: the rollout's own run waited and was served.
+    const plans = h.invocations.filter((event) => event.step === 'plan');
+    expect(plans.length).toBeGreaterThan(2);
+  });
+
+  it('never calls a rollout succeeded while a host it targets does not report the target; the pass limit fails it', async () => {
+    await defineRunningGroup('frozen', 2);
+    const h = harness();
+    expect((await h.run('frozen', 'group-frozen-start-1')).status).toBe('SUCCEEDED');
+    const [stuck] = (await everyHost('frozen', 'media')).map((host) => host.hostId);
+    h.hostsDouble.stale.add(stuck as string);
+    const id = await requestRollout('frozen', '2.2.0');
+
+    const outcome = await h.run('frozen', `rollout-${id}`, id);
+
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'ReconcileFailed' });
+    const rollout = await rolloutOf(id);
+    expect(rollout?.status).toBe('failed');
+    expect(rollout?.error).toContain(
+      `do not report the target media 2.2.0 after ${MAX_ROLLOUT_PASSES} passes: ${stuck}`,
+    );
+    expect(rollout?.hosts.done).not.toContain(stuck);
+    expect((await hosts.get(stuck as string))?.observed?.software.media?.version).toBe('2.1.0');
+  });
+
+  it('resumes a rollout whose run died (a control-plane restart) once its lease ran out, and finishes it', async () => {
+    let current: Harness | undefined;
+    let offset = 0;
+    const clock = () => new Date(Date.now() + offset);
+    const service = relayedService(() => current as Harness, clock);
+    await service.defineGroup('orphan', JSON.stringify(definition('orphan', 4)), 'json');
+    let dying = false;
+    const first = harness({
+      now: clock,
+      around: async (event, invoke) => {
+        if (dying) return new Promise(() => {});
+        const result = await invoke();
+        // One media host reached the new version: the control plane dies here.
+        if (
+          event.step === 'check' &&
+          (await everyHost('orphan', 'media')).some((h) => h.observed?.software.media?.version === '2.2.0')
+        ) {
+          dying = true;
+          setImmediate(() => first.starter.stop());
+        }
+        return result;
+      },
+    });
+    current = first;
+    const started = await service.startGroup('orphan');
+    expect((await first.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
+    const { rollout, executionId } = await service.requestRollout('orphan', {
+      service: 'media',
+      version: '2.2.0',
+    });
+    expect((await first.starter.outcome(executionId as string))?.status).toBe('FAILED');
+    const mixed = (await everyHost('orphan', 'media')).map((host) => host.observed?.software.media?.version);
+    expect(new Set(mixed)).toEqual(new Set(['2.1.0', '2.2.0']));
+
+    // The restart: a new control plane (its runs forgotten), a minute later, asks for the group's run again.
+    offset = 60_000;
+    const second = harness({ now: clock });
+    current = second;
+    const resumed = await service.startGroup('orphan');
+    expect((await second.starter.outcome(resumed.executionId))?.status).toBe('SUCCEEDED');
+
+    expect((await rolloutOf(rollout.id))?.status).toBe('succeeded');
+    for (const host of await everyHost('orphan', 'media')) {
+      expect(host.observed?.software.media?.version).toBe('2.2.0');
+      expect(host.status).toBe('running');
+    }
+    // And the next rollout is accepted.
+    await expect(
+      service.requestRollout('orphan', { service: 'media', version: '2.3.0' }),
+    ).resolves.toBeDefined();
+  });
+
+  it('reverts an orphaned rollout on abort: its run is gone, the abort starts one, every host goes back', async () => {
+    let current: Harness | undefined;
+    let offset = 0;
+    const clock = () => new Date(Date.now() + offset);
+    const service = relayedService(() => current as Harness, clock);
+    await service.defineGroup('orphan-abort', JSON.stringify(definition('orphan-abort', 4)), 'json');
+    let dying = false;
+    const first = harness({
+      now: clock,
+      around: async (event, invoke) => {
+        if (dying) return new Promise(() => {});
+        const result = await invoke();
+        if (
+          event.step === 'check' &&
+          (await everyHost('orphan-abort', 'media')).some(
+            (h) => h.observed?.software.media?.version === '2.2.0',
+          )
+        ) {
+          dying = true;
+          setImmediate(() => first.starter.stop());
+        }
+        return result;
+      },
+    });
+    current = first;
+    const started = await service.startGroup('orphan-abort');
+    expect((await first.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
+    const { rollout, executionId } = await service.requestRollout('orphan-abort', {
+      service: 'media',
+      version: '2.2.0',
+    });
+    expect((await first.starter.outcome(executionId as string))?.status).toBe('FAILED');
+
+    offset = 60_000;
+    const second = harness({ now: clock });
+    current = second;
+    const aborted = await service.commandRollout(rollout.id, 'abort');
+    expect(aborted.executionId).toBeDefined();
+    await second.starter.outcome(aborted.executionId as string);
+
+    expect((await rolloutOf(rollout.id))?.status).toBe('aborted');
+    for (const host of await everyHost('orphan-abort', 'media')) {
+      expect(host.observed?.software.media?.version).toBe('2.1.0');
+      expect(host.assigned?.state.mode).toBe('running');
+    }
+    const group = await service.getGroup('orphan-abort');
+    expect(group.body.definition.hostTypes.media?.services.media?.version).toBe('2.1.0');
+  });
+
+  it('folds a definition PUT that changes a count into the running rollout, and refuses one that changes its version', async () => {
+    let h: Harness | undefined;
+    const service = relayedService(() => h as Harness);
+    await service.defineGroup('put', JSON.stringify(definition('put', 2)), 'json');
+    let rolloutId: string | undefined;
+    let scaled: Promise<unknown> | undefined;
+    let refused: unknown;
+    h = harness({
+      around: async (event, invoke) => {
+        const result = await invoke();
+        if (rolloutId && !scaled && event.step === 'apply') {
+          const current = (await service.getGroup('put')).body.definition;
+          const bigger = structuredClone(current);
+          if (bigger.hostTypes.media) bigger.hostTypes.media.count = 3;
+          scaled = service.defineGroup('put', JSON.stringify(bigger), 'json');
+          await scaled;
+          const other = structuredClone(bigger);
+          if (other.hostTypes.media?.services.media) other.hostTypes.media.services.media.version = '3.0.0';
+          refused = await service
+            .defineGroup('put', JSON.stringify(other), 'json')
+            .catch((error: unknown) => error);
+        }
+        return result;
+      },
+    });
+    const started = await service.startGroup('put');
+    expect((await h.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
+    const { rollout, executionId } = await service.requestRollout('put', {
+      service: 'media',
+      version: '2.2.0',
+    });
+    rolloutId = rollout.id;
+    expect((await h.starter.outcome(executionId as string))?.status).toBe('SUCCEEDED');
+    await h.starter.settled();
+
+    expect(refused).toMatchObject({ status: 409 });
+    expect((await rolloutOf(rollout.id))?.status).toBe('succeeded');
+    const media = await everyHost('put', 'media');
+    expect(media).toHaveLength(3);
+    for (const host of media) expect(host.observed?.software.media?.version).toBe('2.2.0');
+    const group = await service.getGroup('put');
+    expect(group.body.definition.hostTypes.media?.count).toBe(3);
+    expect(group.body.definition.hostTypes.media?.services.media?.version).toBe('2.2.0');
+  });
+
+  it('leaves no host draining when a rollout is aborted while a host drains, and lists a host done only once it reports the target', async () => {
+    let h: Harness | undefined;
+    const service = relayedService(() => h as Harness);
+    await service.defineGroup('drain-abort', JSON.stringify(definition('drain-abort', 2)), 'json');
+    const busy = 'drain-abort-media-1';
+    let rolloutId: string | undefined;
+    let abortedAt: number | undefined;
+    const doneTooEarly: string[] = [];
+    h = harness({
+      around: async (event, invoke) => {
+        const result = await invoke();
+        if (rolloutId && abortedAt === undefined && event.step === 'check') {
+          const rollout = await rolloutOf(rolloutId);
+          for (const hostId of rollout?.hosts.done ?? []) {
+            if ((await hosts.get(hostId))?.observed?.software.media?.version !== '2.2.0')
+              doneTooEarly.push(hostId);
+          }
+          if (abortedAt === undefined && (await desiredOf(busy))?.mode === 'draining') {
+            abortedAt = Date.now();
+            await service.commandRollout(rolloutId, 'abort');
+          }
+        }
+        return result;
+      },
+    });
+    const started = await service.startGroup('drain-abort');
+    expect((await h.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
+    await setSessions(busy, 5);
+    const { rollout, executionId } = await service.requestRollout('drain-abort', {
+      service: 'media',
+      version: '2.2.0',
+    });
+    rolloutId = rollout.id;
+    await h.starter.outcome(executionId as string);
+    await h.starter.settled();
+
+    expect(abortedAt).toBeDefined();
+    expect(doneTooEarly).toEqual([]);
+    expect((await rolloutOf(rollout.id))?.status).toBe('aborted');
+    for (const host of await everyHost('drain-abort', 'media')) {
+      expect(host.assigned?.state.mode).toBe('running');
+      expect(host.status).toBe('running');
+      expect(host.observed?.software.media?.version).toBe('2.1.0');
+    }
   });
 });

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type GroupEvent, groupStream } from '../shared/groups/events.ts';
-import { groupRecorder } from '../shared/groups/group-service.ts';
 import type { CompiledGroup, GroupDefinition, Rollout, RolloutStatus } from '../shared/groups/model.ts';
+import { commandRollout, runRolloutCommand } from '../shared/rollouts/rollout-service.ts';
 import { DEMO_YAML, type GroupsHarness, groupsHarness } from './support/groups-harness.ts';
 
 let api: GroupsHarness;
@@ -16,11 +16,26 @@ async function eventsOf(harness: GroupsHarness = api) {
   return (await harness.events.read<GroupEvent>(groupStream('demo'), { limit: 1000 })).events;
 }
 
-/** Plays the reconcile's part: it moves rollouts on by rewriting their document. */
-async function finish(id: string, status: RolloutStatus, harness: GroupsHarness = api): Promise<void> {
-  const stored = await harness.documents.get<Rollout>('rollout', id);
-  if (!stored) throw new Error(`no rollout ${id}`);
-  await harness.documents.put('rollout', id, { ...stored.body, status }, stored.version, harness.now());
+async function statusOf(id: string, harness: GroupsHarness = api): Promise<RolloutStatus | undefined> {
+  return (await harness.documents.get<Rollout>('rollout', id))?.body.status;
+}
+
+/** Plays the reconcile's part: it moves a rollout on through the commands the reconcile gives it. */
+async function moveTo(
+  id: string,
+  status: 'pending' | 'running' | 'paused' | 'succeeded',
+  harness: GroupsHarness = api,
+): Promise<void> {
+  const at = harness.now();
+  const give = (command: Parameters<typeof commandRollout>[2]) => commandRollout(harness.deps, id, command);
+  if (status === 'pending') return;
+  if (status === 'paused') {
+    await give({ type: 'Pause', at });
+    return;
+  }
+  if ((await statusOf(id, harness)) === 'paused') await give({ type: 'Resume', at });
+  else await give({ type: 'Plan', waves: [], targets: [], run: 'test-run', at });
+  if (status === 'succeeded') await give({ type: 'Succeed', at });
 }
 
 beforeEach(() => {
@@ -130,13 +145,13 @@ describe('POST /groups/{name}/rollouts', () => {
     const first = await api.postJson('/groups/demo/rollouts', { service: 'media', version: '2.2.0' });
     const id = first.body.id as string;
     for (const status of ['pending', 'running', 'paused'] as const) {
-      await finish(id, status);
+      await moveTo(id, status);
       const second = await api.postJson('/groups/demo/rollouts', { service: 'db', version: '14' });
       expect(second.status).toBe(409);
       expect(second.body.detail).toContain(id);
       expect(second.body).toMatchObject({ rolloutId: id, rolloutStatus: status });
     }
-    await finish(id, 'succeeded');
+    await moveTo(id, 'succeeded');
     const third = await api.postJson('/groups/demo/rollouts', { service: 'db', version: '14' });
     expect(third.status).toBe(202);
   });
@@ -186,7 +201,7 @@ describe('POST /groups/{name}/rollouts', () => {
         version: `3.${index}`,
       });
       ids.push(response.body.id as string);
-      await finish(ids.at(-1) as string, 'succeeded');
+      await moveTo(ids.at(-1) as string, 'succeeded');
       api.advance(1);
     }
     expect([...ids].sort()).toEqual(ids);
@@ -242,42 +257,25 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
     });
   });
 
-  it('resumes a paused rollout whose run still waits at its check without starting a second run', async () => {
+  it('resumes a paused rollout: 202, running, and always asks the reconcile to take it up again', async () => {
     const id = await created();
     await api.request('POST', `/rollouts/${id}/pause`);
     api.advance(10_000);
     const resumed = await api.request('POST', `/rollouts/${id}/resume`);
     expect(resumed.status).toBe(202);
-    expect(resumed.body).toMatchObject({ id, status: 'running' });
-    expect(resumed.body.executionId).toBeUndefined();
-    expect(api.reconcile.requests.filter((request) => request.dedupeKey.includes('-resume-'))).toEqual([]);
+    expect(resumed.body).toMatchObject({ id, status: 'running', executionId: expect.any(String) });
+    // A run that still holds the group takes the request in; otherwise it starts one.
+    expect(api.reconcile.requests.at(-1)).toEqual({
+      group: 'demo',
+      reason: 'rollout',
+      rolloutId: id,
+      dedupeKey: `rollout-${id}-resume-3`,
+    });
   });
 
-  it('keeps trusting a run that renews its word that it lives, however long the rollout stays paused', async () => {
+  it('starts a run on every resume, one per resume', async () => {
     const id = await created();
     await api.request('POST', `/rollouts/${id}/pause`);
-    api.advance(3_600_000);
-    // Plays the run's check step, which renews runAliveUntil while it waits.
-    const stored = await api.documents.get<Rollout>('rollout', id);
-    if (!stored) throw new Error(`no rollout ${id}`);
-    const renewed = new Date(api.now().getTime() + 20_000).toISOString();
-    await api.documents.put(
-      'rollout',
-      id,
-      { ...stored.body, runAliveUntil: renewed },
-      stored.version,
-      api.now(),
-    );
-    const resumed = await api.request('POST', `/rollouts/${id}/resume`);
-    expect(resumed.status).toBe(202);
-    expect(resumed.body.executionId).toBeUndefined();
-  });
-
-  it('starts a new run on resume once the run of the paused rollout is over, one per resume', async () => {
-    const id = await created();
-    await api.request('POST', `/rollouts/${id}/pause`);
-    // Nothing renewed runAliveUntil past the first run's grace: that run ended (or never began).
-    api.advance(31_000);
     const resumed = await api.request('POST', `/rollouts/${id}/resume`);
     expect(resumed.status).toBe(202);
     expect(resumed.body).toMatchObject({ id, status: 'running', executionId: expect.any(String) });
@@ -296,7 +294,7 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
     expect(resume.status).toBe(409);
     expect(resume.body.detail).toContain('is pending');
     expect(resume.body.detail).toContain('only a paused rollout can be resumed');
-    await finish(id, 'succeeded');
+    await moveTo(id, 'succeeded');
     for (const command of ['pause', 'abort'] as const) {
       const response = await api.request('POST', `/rollouts/${id}/${command}`);
       expect(response.status).toBe(409);
@@ -304,12 +302,38 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
     }
   });
 
-  it('aborts a running rollout, which then frees the group for another', async () => {
+  it('aborts a running rollout: 202, reverting, and a reconcile run to put its hosts back', async () => {
     const id = await created();
-    await finish(id, 'running');
+    await moveTo(id, 'running');
     const aborted = await api.request('POST', `/rollouts/${id}/abort`);
-    expect(aborted.status).toBe(200);
-    expect(aborted.body.status).toBe('aborted');
+    expect(aborted.status).toBe(202);
+    expect(aborted.body).toMatchObject({
+      status: 'reverting',
+      revert: { outcome: 'aborted', reason: 'operator: abort' },
+      executionId: expect.any(String),
+    });
+    expect(api.reconcile.requests.at(-1)).toEqual({
+      group: 'demo',
+      reason: 'rollout',
+      rolloutId: id,
+      dedupeKey: `rollout-${id}-abort-3`,
+    });
+    expect((await eventsOf()).at(-1)).toMatchObject({
+      type: 'RolloutStatusChanged',
+      data: { rolloutId: id, status: 'reverting', reason: 'operator: abort' },
+    });
+  });
+
+  it('holds the group while reverting, and frees it once the revert finished aborted', async () => {
+    const id = await created();
+    await moveTo(id, 'running');
+    await api.request('POST', `/rollouts/${id}/abort`);
+    const meanwhile = await api.postJson('/groups/demo/rollouts', { service: 'db', version: '14' });
+    expect(meanwhile.status).toBe(409);
+    expect(meanwhile.body).toMatchObject({ rolloutId: id, rolloutStatus: 'reverting' });
+    // The reconcile put the hosts back.
+    await commandRollout(api.deps, id, { type: 'FinishRevert', at: api.now() });
+    expect(await statusOf(id)).toBe('aborted');
     api.documents.resetCalls();
     const next = await api.postJson('/groups/demo/rollouts', { service: 'db', version: '14' });
     expect(next.status).toBe(202);
@@ -325,7 +349,7 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
     const allowed: Record<string, Partial<Record<RolloutStatus, RolloutStatus>>> = {
       pause: { pending: 'paused', running: 'paused' },
       resume: { paused: 'running' },
-      abort: { pending: 'aborted', running: 'aborted', paused: 'aborted' },
+      abort: { pending: 'reverting', running: 'reverting', paused: 'reverting' },
     };
     await fc.assert(
       fc.asyncProperty(
@@ -362,29 +386,29 @@ describe('POST /rollouts/{id}/pause, /resume, /abort', () => {
 });
 
 describe('a succeeded rollout becomes the group definition', () => {
-  async function succeeded(body: Record<string, unknown>): Promise<Rollout> {
+  async function requested(body: Record<string, unknown>): Promise<string> {
     await runningDemo();
     const response = await api.postJson('/groups/demo/rollouts', body);
     expect(response.status).toBe(202);
-    const id = response.body.id as string;
-    await finish(id, 'succeeded');
-    const stored = await api.documents.get<Rollout>('rollout', id);
-    if (!stored) throw new Error(`no rollout ${id}`);
-    return stored.body;
+    return response.body.id as string;
   }
 
-  function recorder() {
-    return groupRecorder({ events: api.events, documents: api.documents, now: api.now });
+  /** The reconcile's Finish: every host reports the target. */
+  async function succeed(id: string) {
+    const { rollout, adoption } = await runRolloutCommand(api.deps, id, { type: 'Succeed', at: api.now() });
+    expect(rollout.status).toBe('succeeded');
+    if (!adoption) throw new Error(`succeeding ${id} told the group nothing`);
+    return adoption;
   }
 
   it('records a whole-group rollout as a GroupDefined naming it, with the new version, and moves the ETag', async () => {
-    const rollout = await succeeded({
+    const id = await requested({
       service: 'media',
       version: '2.2.0',
       config: { 'codec.preferred': 'g722' },
     });
 
-    const outcome = await recorder().recordRolloutSucceeded(rollout);
+    const outcome = await succeed(id);
 
     expect(outcome).toMatchObject({ recorded: true, adopted: true });
     const group = await api.request('GET', '/groups/demo');
@@ -396,15 +420,14 @@ describe('a succeeded rollout becomes the group definition', () => {
     expect(compiled?.version).toBe('2.2.0');
     const tail = (await eventsOf()).slice(-2);
     expect(tail.map((event) => event.type)).toEqual(['GroupDefined', 'RolloutStatusChanged']);
-    expect(tail[0]).toMatchObject({ version: outcome.definitionVersion, data: { rolloutId: rollout.id } });
-    expect(tail[1]).toMatchObject({ data: { rolloutId: rollout.id, status: 'succeeded' } });
+    expect(tail[0]).toMatchObject({ version: outcome.definitionVersion, data: { rolloutId: id } });
+    expect(tail[1]).toMatchObject({ data: { rolloutId: id, status: 'succeeded' } });
     // Nothing to bring up: the hosts already run what the definition now says.
     expect(api.reconcile.requests.filter((request) => request.reason === 'definition-changed')).toEqual([]);
   });
 
   it('fails an If-Match on the definition version from before the rollout', async () => {
-    const rollout = await succeeded({ service: 'media', version: '2.2.0' });
-    await recorder().recordRolloutSucceeded(rollout);
+    await succeed(await requested({ service: 'media', version: '2.2.0' }));
 
     const response = await api.define('demo', DEMO_YAML, { 'If-Match': '"1"' });
 
@@ -412,12 +435,12 @@ describe('a succeeded rollout becomes the group definition', () => {
   });
 
   it('records it once: a retried Finish neither appends again nor overwrites a later definition', async () => {
-    const rollout = await succeeded({ service: 'media', version: '2.2.0' });
-    await recorder().recordRolloutSucceeded(rollout);
+    const id = await requested({ service: 'media', version: '2.2.0' });
+    await succeed(id);
     expect((await api.define('demo', DEMO_YAML)).status).toBe(200);
     const before = await eventsOf();
 
-    const again = await recorder().recordRolloutSucceeded(rollout);
+    const again = await succeed(id);
 
     expect(again).toEqual({ recorded: false, adopted: false });
     expect(await eventsOf()).toHaveLength(before.length);
@@ -426,9 +449,7 @@ describe('a succeeded rollout becomes the group definition', () => {
   });
 
   it('keeps the definition after a canary that reached only some hosts', async () => {
-    const rollout = await succeeded({ service: 'media', version: '2.2.0', select: '1' });
-
-    const outcome = await recorder().recordRolloutSucceeded(rollout);
+    const outcome = await succeed(await requested({ service: 'media', version: '2.2.0', select: '1' }));
 
     expect(outcome).toMatchObject({ recorded: true, adopted: false });
     expect((await api.request('GET', '/groups/demo')).headers.etag).toBe('"1"');
@@ -439,8 +460,7 @@ describe('a succeeded rollout becomes the group definition', () => {
   });
 
   it('frees the group for the next rollout, whose previous version is the adopted one', async () => {
-    const rollout = await succeeded({ service: 'media', version: '2.2.0' });
-    await recorder().recordRolloutSucceeded(rollout);
+    await succeed(await requested({ service: 'media', version: '2.2.0' }));
 
     const next = await api.postJson('/groups/demo/rollouts', { service: 'media', version: '2.3.0' });
 

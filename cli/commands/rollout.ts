@@ -56,7 +56,8 @@ rollout status ID
 ${OUTPUT_HELP}
 
 rollout pause|resume|abort ID
-  Pauses a rollout between waves, resumes it, or aborts it.
+  Pauses a rollout between waves, resumes it, or aborts it: an aborted rollout is reverting while the hosts
+  it changed get the previous version back, then aborted. --watch follows it until then.
 
 ${CONNECTION_HELP}`;
 
@@ -168,6 +169,7 @@ export function renderRollout(body: unknown): string {
     ],
     ['created', rollout.createdAt],
     ['updated', rollout.updatedAt],
+    ['revert', rollout.revert ? `${rollout.revert.outcome}: ${rollout.revert.reason}` : undefined],
     ['error', rollout.error],
   ]);
   if (rollout.waves.length === 0) return details;

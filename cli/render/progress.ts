@@ -1,6 +1,6 @@
 import type { Rollout, RolloutStatus } from '../../shared/groups/model.ts';
 
-/** Statuses a rollout never leaves: watching stops there. */
+/** Statuses a rollout never leaves: watching stops there (not at `reverting`, which ends aborted or rolled back). */
 export const FINAL_STATUSES: ReadonlySet<RolloutStatus> = new Set([
   'succeeded',
   'failed',

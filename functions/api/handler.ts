@@ -27,7 +27,16 @@ import {
   startGroup,
   stopGroup,
 } from './routes/groups.ts';
-import { getHost, hostDiff, hostHistory, hostStateAt, listHosts, registerHost } from './routes/hosts.ts';
+import {
+  getHost,
+  hostDesired,
+  hostDiff,
+  hostDrift,
+  hostHistory,
+  hostStateAt,
+  listHosts,
+  registerHost,
+} from './routes/hosts.ts';
 import { abortRollout, getRollout, pauseRollout, resumeRollout } from './routes/rollouts.ts';
 
 export { newHostSecret } from '../../shared/signing.ts';
@@ -49,6 +58,8 @@ export const ROUTES: readonly Route[] = [
   { pattern: '/hosts/{id}/history', methods: { GET: hostHistory } },
   { pattern: '/hosts/{id}/state', methods: { GET: hostStateAt } },
   { pattern: '/hosts/{id}/diff', methods: { GET: hostDiff } },
+  { pattern: '/hosts/{id}/desired', methods: { GET: hostDesired } },
+  { pattern: '/hosts/{id}/drift', methods: { GET: hostDrift } },
   { pattern: '/groups', methods: { GET: listGroups } },
   { pattern: '/groups/{name}', methods: { GET: getGroup, PUT: putGroup, DELETE: deleteGroup } },
   { pattern: '/groups/{name}/start', methods: { POST: startGroup } },

@@ -1,17 +1,22 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { runCommand } from '../../shared/command/runner.ts';
 import { ConflictError, TooLargeError } from '../../shared/errors.ts';
 import { hostStream } from '../../shared/events.ts';
-import { type IngestConfig, isVerdict, judgeSnapshot, parseSnapshot } from '../../shared/ingest.ts';
+import { evolve, type HostState } from '../../shared/fold.ts';
+import { hostDecider } from '../../shared/hosts/host-decider.ts';
+import { hostProjection } from '../../shared/hosts/host-projection.ts';
+import {
+  type IngestConfig,
+  isVerdict,
+  judgeStale,
+  parseSnapshot,
+  type Verdict,
+} from '../../shared/ingest.ts';
 import { parseSnapshotKey } from '../../shared/keys.ts';
-import type {
-  EventStore,
-  HostRecord,
-  HostStore,
-  Rejection,
-  SecretCipher,
-  SnapshotStore,
-} from '../../shared/ports.ts';
-import { caughtUpProjection } from '../../shared/projection-catch-up.ts';
+import type { TrackedState } from '../../shared/metrics.ts';
+import type { EventStore, HostStore, Rejection, SecretCipher, SnapshotStore } from '../../shared/ports.ts';
+import type { RetryPolicy } from '../../shared/retry.ts';
+import type { Snapshot } from '../../shared/schemas.ts';
 import { arrivalsOf, type ObjectArrival } from './s3-event.ts';
 
 export type { IngestConfig } from '../../shared/ingest.ts';
@@ -26,6 +31,8 @@ export interface IngestDeps {
   now: () => Date;
   /** Receives one summary per batch (counts by outcome); index.ts turns it into CloudWatch metrics. */
   report?: (summary: BatchSummary) => void;
+  /** Races on one host's stream (parallel batches, redeliveries); default: the runner's. */
+  retry?: RetryPolicy;
 }
 
 export type Outcome =
@@ -42,9 +49,6 @@ export interface BatchSummary {
   failed: number;
   outcomes: Partial<Record<Outcome, number>>;
 }
-
-/** Races on one host's stream (parallel batches, redeliveries) are retried this many times before the SQS retry. */
-const MAX_ATTEMPTS = 5;
 
 export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
   return async (event) => {
@@ -127,47 +131,78 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
   const parsed = parseSnapshot(body, keyParts.hostId, keyParts.seq);
   if (isVerdict(parsed)) return parsed.kind === 'rejected' ? quarantine(parsed.rejection) : 'duplicate';
 
-  const stream = hostStream(keyParts.hostId);
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
-    const host = await deps.hosts.get(keyParts.hostId);
-    if (!host)
-      return quarantine({ reason: 'unknown-host', detail: `no host ${keyParts.hostId} is registered` });
-    const secret = await deps.cipher.decrypt(host.secretCiphertext, host.hostId);
-    const verdict = judgeSnapshot({
+  const { hostId } = keyParts;
+  const { outcome } = await runCommand(
+    { events: deps.events, now: deps.now, retry: deps.retry },
+    {
+      stream: hostStream(hostId),
+      decider: hostDecider,
+      projection: hostProjection(deps.hosts, hostId),
+      // The projection is almost always current: a changed snapshot costs one read and two writes, and only
+      // a lost race (the conditional append or the heartbeat's guard) pays for reading the stream.
+      trustProjection: true,
+      context: async (host) => ({
+        secret: host?.secretCiphertext ? await deps.cipher.decrypt(host.secretCiphertext, hostId) : undefined,
+      }),
+    },
+    {
+      type: 'Observe',
       snapshot: parsed,
-      host,
-      secret,
+      key: arrival.key,
       receivedAt: arrival.eventTime,
       now: deps.now(),
-      eventId: arrival.key,
       config,
+    },
+    async ({ outcome: decided }) => {
+      const verdict = decided.kind === 'observed' ? decided.verdict : undefined;
+      if (verdict?.kind !== 'heartbeat' || !verdict.update) return;
+      if (!(await deps.hosts.touch(verdict.update)))
+        throw new ConflictError(`the projection of host ${hostId} moved while judging ${arrival.key}`, {
+          hostId,
+        });
+    },
+  );
+  if (outcome.kind !== 'observed') throw new Error(`Observe answered ${outcome.kind}`);
+  let verdict: Verdict | { kind: 'unknown-host' } = outcome.verdict;
+  if (verdict.kind === 'stale') {
+    verdict = judgeStale({
+      snapshot: parsed,
+      stateAtSeq: await stateAtSeq(deps.events, parsed),
+      lastSeq: verdict.lastSeq,
+      bands: config.bands,
     });
-    switch (verdict.kind) {
-      case 'rejected':
-        return quarantine(verdict.rejection);
-      case 'duplicate':
-        return 'duplicate';
-      case 'heartbeat':
-        if (!verdict.update) return 'coalesced';
-        if (await deps.hosts.touch(verdict.update)) return 'heartbeat';
-        break; // the state moved under us: judge again against the new projection
-      case 'changed':
-        try {
-          await deps.events.append(stream, host.version, [verdict.event], deps.now());
-        } catch (error) {
-          if (!(error instanceof ConflictError)) throw error;
-          await catchUpProjection(deps, host);
-          break;
-        }
-        await deps.hosts.save(verdict.next);
-        return 'changed';
-    }
   }
-  throw new ConflictError(`gave up on ${arrival.key} after ${MAX_ATTEMPTS} races on ${stream}`);
+  switch (verdict.kind) {
+    case 'unknown-host':
+      return quarantine({ reason: 'unknown-host', detail: `no host ${hostId} is registered` });
+    case 'rejected':
+      return quarantine(verdict.rejection);
+    case 'duplicate':
+      return 'duplicate';
+    case 'heartbeat':
+      return verdict.update ? 'heartbeat' : 'coalesced';
+    case 'changed':
+      return 'changed';
+    case 'stale':
+      throw new Error(`judgeStale left ${arrival.key} stale`);
+  }
 }
 
-/** The stream is ahead of the projection: fold the missing events in and save it (see caughtUpProjection). */
-async function catchUpProjection(deps: IngestDeps, host: HostRecord): Promise<void> {
-  const record = await caughtUpProjection(deps.events, host);
-  if (record !== host) await deps.hosts.save(record);
+/**
+ * The host's tracked state as its log holds it at the snapshot's sequence: the fold up to the last
+ * StateObserved at or below it. Observations are appended in sequence order, so the first one above ends it.
+ * Only stale snapshots (redeliveries, replays) pay for this read.
+ */
+async function stateAtSeq(events: EventStore, snapshot: Snapshot): Promise<TrackedState | undefined> {
+  let state: HostState | undefined;
+  let cursor: string | undefined;
+  do {
+    const page = await events.read(hostStream(snapshot.hostId), { limit: 1000, cursor });
+    for (const event of page.events) {
+      if (event.type === 'StateObserved' && event.data.seq > snapshot.seq) return state?.observed;
+      state = evolve(state, event);
+    }
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return state?.observed;
 }

@@ -12,12 +12,13 @@ import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
 import { Ec2Fleet } from '../../shared/adapters/ec2-fleet.ts';
 import { KmsSecretCipher } from '../../shared/adapters/kms-cipher.ts';
 import { KmsStateSigner } from '../../shared/adapters/kms-state-signer.ts';
+import { S3Blobs } from '../../shared/adapters/s3-blobs.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
 import { SsmHostSecrets } from '../../shared/adapters/ssm-host-secrets.ts';
 import { newHostSecret } from '../../shared/signing.ts';
 import { loadReconcileConfig } from './config.ts';
 import { createReconcileHandler } from './handler.ts';
-import { DocumentPlanStore, S3Blobs } from './plan-store.ts';
+import { DocumentPlanStore } from './plan-store.ts';
 
 // Built once per cold start; every step of every run reuses the clients.
 const config = loadReconcileConfig(process.env);
@@ -70,7 +71,6 @@ export const handler = middy(
     settings: {
       pollSeconds: config.pollSeconds,
       checkWindowMs: config.checkWindowMs,
-      secretRef: (hostId) => `${config.secretParameterPrefix}${hostId}`,
     },
     now: () => new Date(),
   }),

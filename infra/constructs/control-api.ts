@@ -21,7 +21,7 @@ export interface ControlApiProps {
 }
 
 /** GET routes under /hosts/{id}; each is served by the same api function. */
-const HOST_VIEWS = ['history', 'state', 'diff'] as const;
+const HOST_VIEWS = ['history', 'state', 'diff', 'desired', 'drift'] as const;
 /** POST routes under /groups/{name}: lifecycle commands and rollout requests. */
 const GROUP_COMMANDS = ['start', 'stop', 'rollouts'] as const;
 /** POST routes under /rollouts/{id}. */

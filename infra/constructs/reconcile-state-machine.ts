@@ -9,6 +9,13 @@ import { acknowledge, nagArn } from './nag.ts';
 /** State names are part of the contract: local overrides and tests address states by them. */
 export const RECONCILE_STATES = {
   plan: 'Plan',
+  held: 'Held?',
+  queueWait: 'QueueWait',
+  requeue: 'Requeue',
+  served: 'Served',
+  revertPass: 'RevertPass',
+  reverting: 'Reverting?',
+  rolloutFailed: 'RolloutFailed',
   waves: 'Waves',
   apply: 'Apply',
   wait: 'Wait',
@@ -91,9 +98,36 @@ export class ReconcileStateMachine extends Construct {
         'executionName.$': '$$.Execution.Name',
         'executionStart.$': '$$.Execution.StartTime',
       },
-      ['planId', 'group', 'rolloutId', 'waves', 'deadlineSeconds', 'pollSeconds', 'followUps'],
+      [
+        'planId',
+        'group',
+        'run',
+        'lease',
+        'ticket',
+        'rolloutId',
+        'revert',
+        'waves',
+        'deadlineSeconds',
+        'pollSeconds',
+        'followUps',
+      ],
       '$.plan',
     );
+    // One run acts on a group at a time: a run that finds it held waits with a ticket and asks again, until
+    // the holder has planned after it (served: its work is done) or the holder's lease ran out (it takes over).
+    const queueWait = new sfn.Wait(this, RECONCILE_STATES.queueWait, {
+      stateName: RECONCILE_STATES.queueWait,
+      time: sfn.WaitTime.secondsPath('$.plan.pollSeconds'),
+    });
+    const requeue = new sfn.Pass(this, RECONCILE_STATES.requeue, {
+      stateName: RECONCILE_STATES.requeue,
+      parameters: {
+        'group.$': '$.plan.group',
+        reason: 'queued',
+        'followUps.$': '$.plan.followUps',
+        'ticket.$': '$.plan.ticket',
+      },
+    });
     const waveFields = ['status', 'detail', 'deadline'];
     const apply = invoke(
       RECONCILE_STATES.apply,
@@ -141,7 +175,7 @@ export class ReconcileStateMachine extends Construct {
     const rollback = invoke(
       RECONCILE_STATES.rollback,
       { step: 'rollback', 'plan.$': '$.plan', 'failure.$': '$.failure' },
-      ['status', 'reverted'],
+      ['status', 'again', 'followUps', 'rolloutId'],
       '$.rollback',
     );
     const reconcileFailed = new sfn.Fail(this, RECONCILE_STATES.reconcileFailed, {
@@ -149,12 +183,27 @@ export class ReconcileStateMachine extends Construct {
       error: 'ReconcileFailed',
       causePath: '$.failure.Cause',
     });
-    waves.addCatch(rollback.next(reconcileFailed), { errors: ['States.ALL'], resultPath: '$.failure' });
+    // A rollout that failed or was aborted is reverted by planning again: the same waves, drains and budget.
+    const revertPass = new sfn.Pass(this, RECONCILE_STATES.revertPass, {
+      stateName: RECONCILE_STATES.revertPass,
+      parameters: {
+        'group.$': '$.plan.group',
+        reason: 'revert',
+        'rolloutId.$': '$.rollback.rolloutId',
+        'followUps.$': '$.rollback.followUps',
+      },
+    });
+    const reverting = new sfn.Choice(this, RECONCILE_STATES.reverting, {
+      stateName: RECONCILE_STATES.reverting,
+    })
+      .when(sfn.Condition.booleanEquals('$.rollback.again', true), revertPass.next(plan))
+      .otherwise(reconcileFailed);
+    waves.addCatch(rollback.next(reverting), { errors: ['States.ALL'], resultPath: '$.failure' });
 
     const finish = invoke(
       RECONCILE_STATES.finish,
       { step: 'finish', 'plan.$': '$.plan' },
-      ['status', 'again', 'followUps', 'rolloutId'],
+      ['status', 'again', 'followUps', 'rolloutId', 'failed', 'cause'],
       '$.finish',
     );
     // Another pass when Finish asks for one (see finishStep): after a plan that launched hosts, whose load
@@ -174,6 +223,15 @@ export class ReconcileStateMachine extends Construct {
     });
     const followUp = new sfn.Choice(this, RECONCILE_STATES.followUp, { stateName: RECONCILE_STATES.followUp })
       .when(sfn.Condition.booleanEquals('$.finish.again', true), passWait.next(nextPass).next(plan))
+      // A rollout that was reverted (or aborted, or gave up) ends the run failed, naming why.
+      .when(
+        sfn.Condition.booleanEquals('$.finish.failed', true),
+        new sfn.Fail(this, RECONCILE_STATES.rolloutFailed, {
+          stateName: RECONCILE_STATES.rolloutFailed,
+          error: 'ReconcileFailed',
+          causePath: '$.finish.cause',
+        }),
+      )
       .otherwise(new sfn.Succeed(this, RECONCILE_STATES.done, { stateName: RECONCILE_STATES.done }));
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
@@ -181,7 +239,17 @@ export class ReconcileStateMachine extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(waves).next(finish).next(followUp)),
+      definitionBody: sfn.DefinitionBody.fromChainable(
+        plan.next(
+          new sfn.Choice(this, RECONCILE_STATES.held, { stateName: RECONCILE_STATES.held })
+            .when(sfn.Condition.stringEquals('$.plan.lease', 'queued'), queueWait.next(requeue).next(plan))
+            .when(
+              sfn.Condition.stringEquals('$.plan.lease', 'served'),
+              new sfn.Succeed(this, RECONCILE_STATES.served, { stateName: RECONCILE_STATES.served }),
+            )
+            .otherwise(waves.next(finish).next(followUp)),
+        ),
+      ),
       stateMachineType: sfn.StateMachineType.STANDARD,
       queryLanguage: sfn.QueryLanguage.JSON_PATH,
       timeout: props.timeout ?? Duration.hours(24),

@@ -4,17 +4,17 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { ReconcileDeps } from '../../functions/reconcile/handler.ts';
-import { DocumentPlanStore, S3Blobs } from '../../functions/reconcile/plan-store.ts';
+import { DocumentPlanStore } from '../../functions/reconcile/plan-store.ts';
 import { DynamoDocumentStore } from '../../shared/adapters/dynamo-document-store.ts';
 import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
 import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
+import { S3Blobs } from '../../shared/adapters/s3-blobs.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
 import { statusOf } from '../../shared/fold.ts';
 import { inboxQueueName } from '../../shared/groups/fanout.ts';
 import type { HostIdentity, HostProvisioner } from '../../shared/groups/host-provisioning.ts';
-import type { DesiredHostState } from '../../shared/groups/model.ts';
-import type { DocumentStore, ReconcileStarter } from '../../shared/groups/ports.ts';
+import type { ReconcileStarter } from '../../shared/groups/ports.ts';
 import type { HostStore } from '../../shared/ports.ts';
 import type { ApiHandler } from './api-server.ts';
 import { reconcileOnCrash } from './crash-trigger.ts';
@@ -155,7 +155,6 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
       checkWindowMs: 2_000,
       // The local store answers in a millisecond: looking often costs nothing and shortens every wave.
       checkIntervalMs: 50,
-      secretRef: secretFile,
     },
     now: () => new Date(),
   };
@@ -183,7 +182,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     fleetPort,
     publisher,
     signer,
-    resumeGroup: (group) => resumeGroup(group, { hosts, documents, fleetPort }),
+    resumeGroup: (group) => resumeGroup(group, { hosts, fleetPort }),
     settled: () => reconcile.settled(),
     stop: async () => {
       stopping = true;
@@ -195,7 +194,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
 
 async function resumeGroup(
   group: string,
-  parts: { hosts: HostStore; documents: DocumentStore; fleetPort: LocalFleetPort },
+  parts: { hosts: HostStore; fleetPort: LocalFleetPort },
 ): Promise<string[]> {
   const resumed: string[] = [];
   let cursor: string | undefined;
@@ -204,15 +203,15 @@ async function resumeGroup(
     for (const host of page.hosts) {
       // A host whose instance died was replaced (or stopped): starting it again would add a host.
       if (host.terminated && statusOf(host) === host.terminated.status) continue;
-      const desired = await parts.documents.get<DesiredHostState>('desired', host.hostId);
-      if (!desired || desired.body.mode === 'stopped') continue;
+      const desired = host.assigned?.state;
+      if (!desired || desired.mode === 'stopped') continue;
       await parts.fleetPort.launch({
         hostId: host.hostId,
         group: host.group,
         hostType: host.hostType,
         roles: host.roles,
         instanceType: 'local',
-        stateVersion: desired.body.stateVersion,
+        stateVersion: desired.stateVersion,
         secretRef: '',
       });
       resumed.push(host.hostId);

@@ -4,6 +4,7 @@
  * backoff, one limit), then write the projection behind its version guard. A crash between the append and the
  * projection repairs itself: the next command on the stream folds in what the projection missed.
  */
+import { ConflictError } from '../errors.ts';
 import type { FleetEvent, NewEvent, RecordedEvent } from '../events.ts';
 import type { EventStore } from '../ports.ts';
 import { DEFAULT_RETRY, type RetryPolicy, retryOnConflict } from '../retry.ts';
@@ -44,6 +45,11 @@ export interface StreamTarget<S, C, E extends FleetEvent, R, X> {
    * only a lost race pays the catch-up read.
    */
   trustProjection?: boolean;
+  /**
+   * The stream is new (its id was just made): decide the first try on the initial state without reading
+   * anything. The conditional append at version 1 still refuses it if the stream exists after all.
+   */
+  expectEmpty?: boolean;
   /** What the decider needs beyond the state, computed from it (e.g. the host's decrypted secret). */
   context?: (state: S) => X | Promise<X>;
 }
@@ -56,24 +62,33 @@ export interface CommandResult<S, E extends FleetEvent, R> {
   attempts: number;
 }
 
-/** The state of a stream: its projection caught up with every event beyond it. */
+/**
+ * The state of a stream: its projection caught up with every event beyond it. `folded` counts the events read
+ * beyond the projection. A multi-event append lands one put at a time, so the fold stops at a hole in the
+ * versions: the state is then a consistent prefix of the stream, never one with an event missing inside.
+ */
 export async function loadStream<S, C, E extends FleetEvent, R, X>(
   events: EventStore,
   target: StreamTarget<S, C, E, R, X>,
   catchUp = true,
-): Promise<{ state: S; stored: Stored<S> | undefined }> {
+): Promise<{ state: S; stored: Stored<S> | undefined; folded: number }> {
   const stored = await target.projection?.load();
   let state = stored?.state ?? target.decider.initial;
-  if (!catchUp && stored) return { state, stored };
+  if (!catchUp && stored) return { state, stored, folded: 0 };
   let cursor: string | undefined;
   const fromVersion = target.decider.versionOf(state) + 1;
+  let folded = 0;
   do {
     // fromVersion stays where the read began: a cursor belongs to the range it was issued for.
     const page = await events.read<E>(target.stream, { fromVersion, limit: CATCH_UP_PAGE, cursor });
-    for (const event of page.events) state = target.decider.evolve(state, event);
+    for (const event of page.events) {
+      if (event.version !== fromVersion + folded) return { state, stored, folded };
+      state = target.decider.evolve(state, event);
+      folded += 1;
+    }
     cursor = page.next;
   } while (cursor !== undefined);
-  return { state, stored };
+  return { state, stored, folded };
 }
 
 /** A decider's refusal travels past the retry loop untouched: a 409 of the domain is no lost race. */
@@ -87,8 +102,12 @@ async function decideOnce<S, C, E extends FleetEvent, R, X>(
   target: StreamTarget<S, C, E, R, X>,
   command: C,
   catchUp: boolean,
+  firstTry: boolean,
 ): Promise<Omit<CommandResult<S, E, R>, 'attempts'> | Refused> {
-  const { state, stored } = await loadStream(deps.events, target, catchUp);
+  const { state, stored, folded } =
+    firstTry && target.expectEmpty
+      ? { state: target.decider.initial, stored: undefined, folded: 0 }
+      : await loadStream(deps.events, target, catchUp);
   const ctx = (await target.context?.(state)) as X;
   let decision: ReturnType<typeof target.decider.decide>;
   try {
@@ -97,11 +116,14 @@ async function decideOnce<S, C, E extends FleetEvent, R, X>(
     return new Refused(error);
   }
   const { events, outcome } = decision;
+  if (events.length > 0 && folded > 0) await notInsideAnAppend(deps, target, state);
   const appended = events.length > 0 ? await append(deps, target, state, events) : [];
   const next = appended.reduce((folded, event) => target.decider.evolve(folded, event), state);
   // Also when nothing was appended but the projection was behind the stream: it catches up for free.
-  const behind = stored === undefined || target.decider.versionOf(stored.state) < target.decider.versionOf(next);
-  if (target.projection && behind && target.decider.versionOf(next) > 0) await target.projection.save(next, stored);
+  const behind =
+    stored === undefined || target.decider.versionOf(stored.state) < target.decider.versionOf(next);
+  if (target.projection && behind && target.decider.versionOf(next) > 0)
+    await target.projection.save(next, stored);
   return { state: next, outcome, appended };
 }
 
@@ -119,12 +141,34 @@ export async function runCommand<S, C, E extends FleetEvent, R, X>(
   let attempts = 0;
   const result = await retryOnConflict(async (tryNumber) => {
     attempts = tryNumber;
-    const tried = await decideOnce(deps, target, command, tryNumber > 1 || !target.trustProjection);
+    const catchUp = tryNumber > 1 || !target.trustProjection;
+    const tried = await decideOnce(deps, target, command, catchUp, tryNumber === 1);
     if (!(tried instanceof Refused)) await settle?.(tried);
     return tried;
   }, deps.retry ?? DEFAULT_RETRY);
   if (result instanceof Refused) throw result.error;
   return { ...result, attempts };
+}
+
+/**
+ * A state read from the stream may end inside another writer's multi-event append whose later events are still
+ * landing: appending after it would take versions that append has claimed (and fail it half-written). The
+ * store's currentVersion counts claimed versions; being behind it is a lost race like any other. A state that is
+ * the projection as stored needs no such look: projections are saved only after their appends are complete.
+ */
+async function notInsideAnAppend<S, C, E extends FleetEvent, R, X>(
+  deps: CommandDeps,
+  target: StreamTarget<S, C, E, R, X>,
+  state: S,
+): Promise<void> {
+  const version = target.decider.versionOf(state);
+  const current = await deps.events.currentVersion(target.stream);
+  if (current > version) {
+    throw new ConflictError(`stream ${target.stream} is at version ${current}, beyond ${version} as read`, {
+      stream: target.stream,
+      version: current,
+    });
+  }
 }
 
 async function append<S, C, E extends FleetEvent, R, X>(
@@ -138,6 +182,11 @@ async function append<S, C, E extends FleetEvent, R, X>(
   await deps.events.append<E>(target.stream, version, events, at);
   return events.map(
     (event, index) =>
-      ({ ...event, stream: target.stream, version: version + 1 + index, recordedAt: at.toISOString() }) as RecordedEvent<E>,
+      ({
+        ...event,
+        stream: target.stream,
+        version: version + 1 + index,
+        recordedAt: at.toISOString(),
+      }) as RecordedEvent<E>,
   );
 }

@@ -33,13 +33,20 @@ export interface RolloutRequested {
   data: RolloutRequest & { rolloutId: string; requestedAt: string; previousVersion?: string };
 }
 
-/** A rollout moved to another status (paused, resumed = running, succeeded, failed, rolled-back, aborted). */
+/**
+ * A rollout moved to another status (paused, resumed = running, reverting, succeeded, failed, rolled-back,
+ * aborted): the group's mirror of its rollout's stream (`rollout#<id>`), so the group knows whether a rollout
+ * still holds it. `rolloutVersion` is the rollout stream's version the status was read at.
+ */
 export interface RolloutStatusChanged {
   type: 'RolloutStatusChanged';
-  data: { rolloutId: string; status: RolloutStatus; at: string; reason?: string };
+  data: { rolloutId: string; status: RolloutStatus; at: string; reason?: string; rolloutVersion?: number };
 }
 
-/** Something an operator must look at: a failed wave, repeated host failures, a drain that timed out. */
+/**
+ * Something an operator must look at: a failed wave, repeated host failures, a drain that timed out. Its
+ * event id is the alarm's own id, so one alarm is raised once however often its cause is judged.
+ */
 export interface AlarmRaised {
   type: 'AlarmRaised';
   data: { alarm: string; detail: string; at: string; rolloutId?: string; hostIds?: string[] };

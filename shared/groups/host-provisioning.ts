@@ -36,11 +36,13 @@ export async function launchHost(
   provisioner: HostProvisioner,
   request: Omit<LaunchRequest, 'secretRef'>,
   existing?: FleetInstance,
+  /** Where prepare put the secret, when the caller prepared the host already (it registers before it assigns). */
+  prepared?: string,
 ): Promise<FleetInstance> {
   let instance = existing;
   if (!instance) {
     const { hostId, group, hostType, roles } = request;
-    const secretRef = await provisioner.prepare({ hostId, group, hostType, roles });
+    const secretRef = prepared ?? (await provisioner.prepare({ hostId, group, hostType, roles }));
     instance = await fleet.launch({ ...request, secretRef });
   }
   await provisioner.bind(request.hostId, instance);

@@ -192,10 +192,12 @@ export interface RolloutRequest {
   select?: string;
 }
 
+/** `reverting` is not final: the reconcile is putting the touched hosts back, then says aborted or rolled-back. */
 export type RolloutStatus =
   | 'pending'
   | 'running'
   | 'paused'
+  | 'reverting'
   | 'succeeded'
   | 'failed'
   | 'rolled-back'
@@ -212,9 +214,11 @@ export interface Rollout extends RolloutRequest {
   waves: { index: number; hosts: string[]; status: 'pending' | 'running' | 'done' | 'failed' }[];
   hosts: { done: string[]; pending: string[]; failed: string[] };
   error?: string;
-  /**
-   * The reconcile run driving the rollout writes again before this instant while it lives (its steps renew
-   * it); past it the run is presumed over, so resuming a paused rollout starts a new run only then.
-   */
-  runAliveUntil?: string;
+  /** Set once the rollout is being undone: how it will end (aborted by an operator, rolled back by a failure) and why. */
+  /** Set once it turned to reverting: why, how it ends, and the revert's own waves (the rollout's stay as they were). */
+  revert?: {
+    outcome: 'aborted' | 'rolled-back';
+    reason: string;
+    waves?: { index: number; hosts: string[]; status: 'pending' | 'running' | 'done' | 'failed' }[];
+  };
 }

@@ -4,7 +4,8 @@ import type { HostStreamState } from './host-decider.ts';
 
 /**
  * The host projection in the hosts table. A new host's record is created with its encrypted secret, which the
- * stream never holds; after that every save is behind the store's version guard, which keeps the newest.
+ * stream never holds (without one, a missing record stays missing); after that every save is behind the
+ * store's version guard, which keeps the newest.
  */
 export function hostProjection(
   hosts: HostStore,
@@ -22,8 +23,10 @@ export function hostProjection(
         await hosts.save(state);
         return;
       }
-      if (options.secretCiphertext === undefined)
-        throw new Error(`host ${hostId}: its projection is missing and no secret was given to create it`);
+      // A registration cut short (its event, no projection): only the registration holds a secret to create
+      // the record with, and completes it (ensureHostRegistered). Anyone else leaves it to that; throwing here
+      // would fail a command that decided nothing, e.g. the ingest quarantining such a host's snapshot.
+      if (options.secretCiphertext === undefined) return;
       await hosts.create({ ...state, secretCiphertext: options.secretCiphertext } satisfies HostRecord);
     },
   };

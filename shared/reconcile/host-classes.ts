@@ -18,7 +18,10 @@ export interface HostClasses {
   current: HostRecord[];
 }
 
-export function classifyHosts(records: readonly HostRecord[], instances: readonly FleetInstance[]): HostClasses {
+export function classifyHosts(
+  records: readonly HostRecord[],
+  instances: readonly FleetInstance[],
+): HostClasses {
   const live = new Set(instances.filter((i) => i.state !== 'terminated').map((i) => i.hostId));
   const gone = new Map(
     instances.filter((i) => i.state === 'terminated' && !live.has(i.hostId)).map((i) => [i.hostId, i]),

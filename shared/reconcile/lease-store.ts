@@ -17,7 +17,8 @@ export async function updateLease<R extends object>(
     const result = decide(stored?.body ?? NO_LEASE);
     // A decision that changes the lease says so with a `lease` member (claim, renew, release do).
     const lease = 'lease' in result ? (result.lease as Lease | undefined) : undefined;
-    if (lease && lease !== stored?.body) await documents.put('lease', group, lease, stored?.version ?? 0, now);
+    if (lease && lease !== stored?.body)
+      await documents.put('lease', group, lease, stored?.version ?? 0, now);
     return result;
   });
 }

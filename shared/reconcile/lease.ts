@@ -45,14 +45,26 @@ export function claim(lease: Lease, run: string, now: Date, ttlSeconds: number, 
   const holder = heldBy(lease, now);
   if (ticket !== undefined && lease.served >= ticket && holder !== run) return { kind: 'served', lease };
   if (holder === undefined || holder === run) {
-    return { kind: 'held', lease: { holder: run, until: until(now, ttlSeconds), issued: lease.issued, served: lease.issued } };
+    return {
+      kind: 'held',
+      lease: { holder: run, until: until(now, ttlSeconds), issued: lease.issued, served: lease.issued },
+    };
   }
   if (ticket !== undefined) return { kind: 'queued', ticket, lease, holder, until: lease.until as string };
   const issued = lease.issued + 1;
-  return { kind: 'queued', ticket: issued, lease: { ...lease, issued }, holder, until: lease.until as string };
+  return {
+    kind: 'queued',
+    ticket: issued,
+    lease: { ...lease, issued },
+    holder,
+    until: lease.until as string,
+  };
 }
 
-export type Renewal = { kind: 'renewed'; lease: Lease } | { kind: 'unchanged' } | { kind: 'lost'; holder?: string };
+export type Renewal =
+  | { kind: 'renewed'; lease: Lease }
+  | { kind: 'unchanged' }
+  | { kind: 'lost'; holder?: string };
 
 /** Renewing only past half the window keeps a waiting run to one lease write every few polls. */
 export function renew(lease: Lease, run: string, now: Date, ttlSeconds: number): Renewal {

@@ -1,16 +1,11 @@
 import * as z from 'zod/mini';
 import { FleetfoldError, NotFoundError } from '../../../shared/errors.ts';
 import { groupStream } from '../../../shared/groups/events.ts';
-import {
-  checkGroupName,
-  type DefinitionFormat,
-  etagOf,
-  GroupService,
-  type Preconditions,
-} from '../../../shared/groups/group-service.ts';
+import { checkGroupName, type DefinitionFormat } from '../../../shared/groups/group-service.ts';
 import type { GroupDocument } from '../../../shared/groups/group-state.ts';
 import type { StoredDocument } from '../../../shared/groups/ports.ts';
 import type { ApiDeps } from '../deps.ts';
+import { atTheEdge, groupLinks, groupService, rolloutView } from '../group-resources.ts';
 import {
   type ApiRequest,
   type ApiResponse,
@@ -21,26 +16,12 @@ import {
   parseJsonBody,
   parseQuery,
 } from '../http.ts';
+import { definitionPreconditions, etagOf } from '../preconditions.ts';
 import { Cursor, historyQuery, readHistory } from './history.ts';
-import { rolloutView } from './rollouts.ts';
 
 const DEFAULT_LIST_LIMIT = 50;
 
 const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
-
-export function groupService(deps: ApiDeps): GroupService {
-  return new GroupService(deps);
-}
-
-function groupLinks(name: string) {
-  return {
-    self: `/groups/${name}`,
-    start: `/groups/${name}/start`,
-    stop: `/groups/${name}/stop`,
-    rollouts: `/groups/${name}/rollouts`,
-    history: `/groups/${name}/history`,
-  };
-}
 
 /** A group as the API shows it: the definition as accepted, what it compiled to, and where it stands. */
 export function groupView(name: string, group: GroupDocument) {
@@ -93,23 +74,12 @@ function definitionFormat(request: ApiRequest): DefinitionFormat {
   );
 }
 
-function preconditions(request: ApiRequest): Preconditions {
-  const ifMatch = request.headers['if-match'];
-  const ifNoneMatch = request.headers['if-none-match'];
-  return {
-    ...(ifMatch !== undefined ? { ifMatch } : {}),
-    ...(ifNoneMatch !== undefined ? { ifNoneMatch } : {}),
-  };
-}
-
 export async function putGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
   const format = definitionFormat(request);
-  const outcome = await groupService(deps).defineGroup(
-    name,
-    bodyText(request),
-    format,
-    preconditions(request),
+  const text = bodyText(request);
+  const outcome = await atTheEdge(request, () =>
+    groupService(deps).defineGroup(name, text, format, definitionPreconditions(request)),
   );
   return {
     status: outcome.outcome === 'created' ? 201 : 200,
@@ -128,7 +98,7 @@ export async function putGroup(deps: ApiDeps, request: ApiRequest, name: string)
 
 export async function getGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
-  const document = await groupService(deps).getGroup(name);
+  const document = await atTheEdge(request, () => groupService(deps).getGroup(name));
   return {
     status: 200,
     xmlRoot: 'group',
@@ -139,12 +109,15 @@ export async function getGroup(deps: ApiDeps, request: ApiRequest, name: string)
 
 export async function deleteGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
-  await groupService(deps).deleteGroup(name, preconditions(request));
+  await atTheEdge(request, () => groupService(deps).deleteGroup(name, definitionPreconditions(request)));
   return { status: 200, xmlRoot: 'deleted', body: { group: name, deleted: true } };
 }
 
-async function runResponse(outcome: Promise<{ group: string; running: boolean; executionId: string }>) {
-  const { group, running, executionId } = await outcome;
+async function runResponse(
+  request: ApiRequest,
+  run: () => Promise<{ group: string; running: boolean; executionId: string }>,
+) {
+  const { group, running, executionId } = await atTheEdge(request, run);
   return {
     status: 202,
     xmlRoot: 'groupRun',
@@ -154,12 +127,12 @@ async function runResponse(outcome: Promise<{ group: string; running: boolean; e
 
 export async function startGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
-  return runResponse(groupService(deps).startGroup(name));
+  return runResponse(request, () => groupService(deps).startGroup(name));
 }
 
 export async function stopGroup(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
-  return runResponse(groupService(deps).stopGroup(name));
+  return runResponse(request, () => groupService(deps).stopGroup(name));
 }
 
 /** The group's stream, deleted incarnations included: history outlives the group document. */
@@ -190,7 +163,9 @@ const RolloutBody = z.strictObject({
 export async function requestRollout(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
   const body = parseBody(RolloutBody, parseJsonBody(request));
-  const { rollout, executionId } = await groupService(deps).requestRollout(name, body);
+  const { rollout, executionId } = await atTheEdge(request, () =>
+    groupService(deps).requestRollout(name, body),
+  );
   return {
     status: 202,
     xmlRoot: 'rollout',

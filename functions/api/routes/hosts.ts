@@ -4,6 +4,7 @@ import { NotFoundError, ValidationError } from '../../../shared/errors.ts';
 import { hostStream } from '../../../shared/events.ts';
 import { evolve, type HostState } from '../../../shared/fold.ts';
 import { registerHost as registerHostRecord } from '../../../shared/host-registration.ts';
+import { driftOf } from '../../../shared/hosts/drift.ts';
 import type { Metrics, TrackedState } from '../../../shared/metrics.ts';
 import type { EventStore, HostRecord } from '../../../shared/ports.ts';
 import { HostStatus, Name, RegisterHostRequest } from '../../../shared/schemas.ts';
@@ -154,6 +155,40 @@ export async function hostStateAt(deps: ApiDeps, request: ApiRequest, rawId: str
   const version = query.version ?? (await deps.events.currentVersion(hostStream(hostId)));
   const state = (await statesAt(deps.events, hostId, [version]))(version);
   return { status: 200, xmlRoot: 'hostState', body: { hostId, version, state } };
+}
+
+/** The assignment in force at stream version N (the latest StateAssigned at or below it); default: the latest. */
+export async function hostDesired(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
+  const query = parseQuery(StateQuery, request.query);
+  const record = await requireHost(deps, rawId);
+  const { hostId } = record;
+  const assignment =
+    query.version === undefined
+      ? record.assigned
+      : (await statesAt(deps.events, hostId, [query.version]))(query.version).assigned;
+  if (!assignment) {
+    throw new NotFoundError(
+      query.version === undefined
+        ? `host "${hostId}" has never been assigned a state`
+        : `host "${hostId}" had not been assigned a state at version ${query.version}`,
+      { hostId, ...(query.version === undefined ? {} : { version: query.version }) },
+    );
+  }
+  const { version, assignedAt, by, state } = assignment;
+  return { status: 200, xmlRoot: 'desired', body: { hostId, version, assignedAt, by, state } };
+}
+
+/** The latest assignment as the host would report it, against what it last reported. */
+export async function hostDrift(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const record = await requireHost(deps, rawId);
+  const drift = driftOf(record);
+  if (!drift) {
+    throw new NotFoundError(`host "${record.hostId}" has never been assigned a state`, {
+      hostId: record.hostId,
+    });
+  }
+  return { status: 200, xmlRoot: 'drift', body: { hostId: record.hostId, ...drift } };
 }
 
 const DiffQuery = z.strictObject({

@@ -1,39 +1,25 @@
 import * as z from 'zod/mini';
-import type { Rollout } from '../../../shared/groups/model.ts';
-import type { RolloutCommand } from '../../../shared/groups/rollout-status.ts';
+import type { OperatorVerb } from '../../../shared/rollouts/rollout-decider.ts';
 import type { ApiDeps } from '../deps.ts';
+import { atTheEdge, groupService, rolloutView } from '../group-resources.ts';
 import { type ApiRequest, type ApiResponse, parseQuery } from '../http.ts';
-import { groupService } from './groups.ts';
-
-/** A rollout with the links an operator (or the CLI) follows to watch and steer it. */
-export function rolloutView(rollout: Rollout) {
-  const self = `/rollouts/${rollout.id}`;
-  return {
-    ...rollout,
-    links: {
-      self,
-      group: `/groups/${rollout.group}`,
-      pause: `${self}/pause`,
-      resume: `${self}/resume`,
-      abort: `${self}/abort`,
-    },
-  };
-}
 
 export async function getRollout(deps: ApiDeps, request: ApiRequest, id: string): Promise<ApiResponse> {
   parseQuery(z.strictObject({}), request.query);
-  const document = await groupService(deps).getRollout(id);
-  return { status: 200, xmlRoot: 'rollout', body: rolloutView(document.body) };
+  const rollout = await atTheEdge(request, () => groupService(deps).getRollout(id));
+  return { status: 200, xmlRoot: 'rollout', body: rolloutView(rollout) };
 }
 
-function command(name: RolloutCommand) {
+function command(verb: OperatorVerb) {
   return async (deps: ApiDeps, request: ApiRequest, id: string): Promise<ApiResponse> => {
     parseQuery(z.strictObject({}), request.query);
-    const { rollout, executionId } = await groupService(deps).commandRollout(id, name);
+    const { rollout, executionId } = await atTheEdge(request, () =>
+      groupService(deps).commandRollout(id, verb),
+    );
     return {
-      // A resume hands the rollout back to the reconcile loop (the run waiting at its check, or a new one when
-      // that run is over, then with its executionId): accepted, not done.
-      status: name === 'resume' ? 202 : 200,
+      // Resume and abort hand the rollout to the reconcile loop (a run that holds the group takes the request
+      // in, else a new one starts, named in executionId): accepted, not done. A pause is done when recorded.
+      status: verb === 'pause' ? 200 : 202,
       xmlRoot: 'rollout',
       body: { ...rolloutView(rollout), ...(executionId !== undefined ? { executionId } : {}) },
     };

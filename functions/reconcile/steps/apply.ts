@@ -1,8 +1,9 @@
 import { NotFoundError } from '../../../shared/errors.ts';
 import { launchHost } from '../../../shared/groups/host-provisioning.ts';
-import type { Action, DesiredHostState, Rollout, Wave } from '../../../shared/groups/model.ts';
-import { loadGroup, mapLimited, runAliveUntil, updateRollout, writeDesired } from './common.ts';
-import { recordInstanceGone } from './instance-gone.ts';
+import type { Action, DesiredHostState, Wave } from '../../../shared/groups/model.ts';
+import { assignState, recordTermination } from '../../../shared/hosts/host-commands.ts';
+import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
+import { loadGroup, loadRollout, mapLimited, stillHolds } from './common.ts';
 import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
 
 /**
@@ -17,11 +18,19 @@ export class WaveOutOfOrderError extends Error {
   }
 }
 
-/** An operator aborted the rollout: the state machine catches this and rolls back. */
+/** An operator aborted the rollout: the state machine catches this and plans the revert. */
 export class RolloutAbortedError extends Error {
   constructor(rolloutId: string) {
     super(`rollout ${rolloutId} was aborted`);
     this.name = 'RolloutAborted';
+  }
+}
+
+/** Another run took the group over (this one was presumed dead): this one must change nothing more. */
+export class LeaseLostError extends Error {
+  constructor(group: string, run: string) {
+    super(`run ${run} no longer holds group ${group}`);
+    this.name = 'LeaseLost';
   }
 }
 
@@ -43,59 +52,68 @@ export async function loadWave(deps: ReconcileDeps, ref: PlanRef, index: number)
 }
 
 /**
- * Applies one wave: desired states first (version-guarded), then instances and inboxes, then the fan-out.
- * Safe to run again: a state already stored is not rewritten, a host that already has an instance is not
- * launched again (and the fleet's launch is itself idempotent per host and state version), and hosts
- * ignore a state they already applied.
+ * Applies one wave: new hosts registered (a host's stream exists before anything is assigned to it), every
+ * state recorded in its host's stream (StateAssigned: what it was told, by which run and rollout), then
+ * instances, then the fan-out. Safe to run again: an assignment already recorded is not recorded twice, a host
+ * that has an instance is not launched again (and the fleet's launch is idempotent per host and state
+ * version), and hosts ignore a state they already applied.
  */
 export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number): Promise<CheckResult> {
   const now = deps.now();
   const wave = await loadWave(deps, ref, index);
   if (index > 0 && !(await deps.plans.converged(ref.planId)).has(index - 1))
     throw new WaveOutOfOrderError(ref.planId, index);
-  if (ref.rolloutId) {
-    const rollout = await deps.documents.get<Rollout>('rollout', ref.rolloutId);
-    if (rollout?.body.status === 'aborted') throw new RolloutAbortedError(ref.rolloutId);
-  }
+  if (!(await stillHolds(deps, ref))) throw new LeaseLostError(ref.group, ref.run);
+  const rollout = await loadRollout(deps.documents, ref.rolloutId);
+  if (rollout && !ref.revert && rollout.status === 'reverting') throw new RolloutAbortedError(rollout.id);
   const group = await loadGroup(deps.documents, ref.group);
+
+  const launches = wave.actions.filter((action) => action.kind === 'launch');
+  const requests = launches.map((launch) => {
+    const hostType = group.compiled.hostTypes[launch.hostType];
+    if (!hostType)
+      throw new NotFoundError(`group ${ref.group} has no host type ${launch.hostType}`, {
+        hostType: launch.hostType,
+      });
+    return {
+      hostId: launch.hostId,
+      group: ref.group,
+      hostType: launch.hostType,
+      roles: hostType.roles,
+      instanceType: hostType.instanceType,
+      ...(hostType.image === undefined ? {} : { image: hostType.image }),
+      ...(hostType.launchTemplate === undefined ? {} : { launchTemplate: hostType.launchTemplate }),
+      stateVersion: launch.state.stateVersion,
+    };
+  });
+  // An instance found live is a retried wave's launch: prepared before it was launched, so only bound again.
+  const live = new Map(
+    requests.length === 0
+      ? []
+      : (await deps.fleet.describe(ref.group))
+          .filter((instance) => instance.state !== 'terminated')
+          .map((instance) => [instance.hostId, instance]),
+  );
+  const secretRefs = await mapLimited(requests, 8, ({ hostId, group: name, hostType, roles }) =>
+    live.has(hostId)
+      ? Promise.resolve(undefined)
+      : deps.provisioner.prepare({ hostId, group: name, hostType, roles }),
+  );
 
   // 'notify' actions carry no state of their own: the planner gives every dependent that must change an
   // 'assign' of its own, and a dependent that need not change has nothing to apply.
   const states = wave.actions.flatMap((action) => stateOf(action) ?? []);
-  await mapLimited(states, 16, (state) => writeDesired(deps.documents, state, now));
+  const by = {
+    run: ref.planId,
+    ...(ref.rolloutId ? { rolloutId: ref.rolloutId } : {}),
+    reason: ref.revert ? 'revert' : ref.rolloutId ? 'rollout' : 'reconcile',
+  };
+  await mapLimited(states, 16, (state) => assignState(deps, state, by));
 
-  const launches = wave.actions.filter((action) => action.kind === 'launch');
-  if (launches.length > 0) {
-    const live = new Map(
-      (await deps.fleet.describe(ref.group))
-        .filter((instance) => instance.state !== 'terminated')
-        .map((instance) => [instance.hostId, instance]),
-    );
-    await mapLimited(launches, 8, async (launch) => {
-      const hostType = group.compiled.hostTypes[launch.hostType];
-      if (!hostType)
-        throw new NotFoundError(`group ${ref.group} has no host type ${launch.hostType}`, {
-          hostType: launch.hostType,
-        });
-      await deps.publisher.ensureInbox({ hostId: launch.hostId, group: ref.group, roles: hostType.roles });
-      const request = {
-        hostId: launch.hostId,
-        group: ref.group,
-        hostType: launch.hostType,
-        roles: hostType.roles,
-        instanceType: hostType.instanceType,
-        ...(hostType.image === undefined ? {} : { image: hostType.image }),
-        ...(hostType.launchTemplate === undefined ? {} : { launchTemplate: hostType.launchTemplate }),
-        stateVersion: launch.state.stateVersion,
-      };
-      const existing = live.get(launch.hostId);
-      if (deps.provisioner) {
-        await launchHost(deps.fleet, deps.provisioner, request, existing);
-      } else if (!existing) {
-        await deps.fleet.launch({ ...request, secretRef: deps.settings.secretRef(launch.hostId) });
-      }
-    });
-  }
+  await mapLimited(requests, 8, async (request, position) => {
+    await deps.publisher.ensureInbox({ hostId: request.hostId, group: ref.group, roles: request.roles });
+    await launchHost(deps.fleet, deps.provisioner, request, live.get(request.hostId), secretRefs[position]);
+  });
 
   // Published after the launches so a new host's inbox exists; SQS keeps the state until its agent polls.
   if (states.length > 0) await deps.publisher.publish(states);
@@ -106,33 +124,21 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
     await mapLimited(terminations, 8, async (termination) => {
       await deps.fleet.terminate(termination.hostId);
       await deps.publisher.removeInbox(termination.hostId);
-      await recordStopped(deps, termination.hostId, ended.get(termination.hostId));
+      const instanceId = ended.get(termination.hostId);
+      // A host the reconcile terminated is stopped, not failed: its projection must not read as a crash.
+      if (instanceId !== undefined && (await deps.hosts.get(termination.hostId)))
+        await recordTermination(deps, termination.hostId, {
+          instanceId,
+          reason: 'terminated by the reconcile',
+          status: 'stopped',
+        });
     });
   }
 
-  if (ref.rolloutId) {
-    await updateRollout(deps.documents, ref.rolloutId, now, (rollout) => {
-      const entry = rollout.waves.find((candidate) => candidate.index === index);
-      if (entry?.status !== 'pending') return undefined;
-      entry.status = 'running';
-      rollout.runAliveUntil = runAliveUntil(now, ref.pollSeconds);
-      return rollout;
-    });
-  }
+  if (rollout) await commandRollout(deps, rollout.id, { type: 'StartWave', index, at: now });
   return {
     status: 'waiting',
     detail: `wave ${index} applied`,
     deadline: new Date(now.getTime() + ref.deadlineSeconds * 1000).toISOString(),
   };
-}
-
-/** A host the reconcile terminated is stopped, not failed: its projection must not read as a crash. */
-async function recordStopped(deps: ReconcileDeps, hostId: string, instanceId: string | undefined) {
-  const record = instanceId === undefined ? undefined : await deps.hosts.get(hostId);
-  if (!record || instanceId === undefined) return;
-  await recordInstanceGone(deps, record, {
-    instanceId,
-    reason: 'terminated by the reconcile',
-    status: 'stopped',
-  });
 }

@@ -1,13 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Rollout, Wave } from '../../../shared/groups/model.ts';
+import type { Wave } from '../../../shared/groups/model.ts';
+import type { HostRecord } from '../../../shared/ports.ts';
+import { reportsTarget } from '../../../shared/reconcile/rollout-progress.ts';
+import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
 import { loadWave } from './apply.ts';
 import {
   liveSessionsOf,
   loadGroup,
+  loadRollout,
   mapLimited,
-  needsRenewal,
-  runAliveUntil,
-  updateRollout,
+  rolloutHostsOfWave,
+  stillHolds,
+  targetOf,
 } from './common.ts';
 import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
 
@@ -27,6 +31,8 @@ export async function checkStep(
   const windowMs = deps.settings.checkWindowMs ?? 0;
   const intervalMs = deps.settings.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
   const started = Date.now();
+  if (!(await stillHolds(deps, ref)))
+    return { status: 'failed', detail: `run ${ref.run} no longer holds group ${ref.group}`, deadline };
   // The plan does not change while the wave is checked: read it once, not at every look.
   let wave: Wave | undefined;
   const waveOnce = async () => {
@@ -51,15 +57,13 @@ async function checkOnce(
   waveOnce: () => Promise<Wave>,
 ): Promise<CheckResult> {
   const now = deps.now();
-  if (ref.rolloutId) {
-    const rollout = (await deps.documents.get<Rollout>('rollout', ref.rolloutId))?.body;
-    if (rollout?.status === 'aborted') return { status: 'aborted', detail: 'aborted', deadline };
-    if (rollout && needsRenewal(rollout, now, ref.pollSeconds)) await renewRun(deps, ref.rolloutId, now, ref);
-    if (rollout?.status === 'paused') {
-      // The time a rollout spends paused is not the wave's to converge in.
-      const pushed = new Date(now.getTime() + ref.deadlineSeconds * 1000).toISOString();
-      return { status: 'waiting', detail: 'rollout paused', deadline: pushed };
-    }
+  const rollout = await loadRollout(deps.documents, ref.rolloutId);
+  if (rollout && !ref.revert && rollout.status === 'reverting')
+    return { status: 'aborted', detail: 'aborted', deadline };
+  if (rollout?.status === 'paused') {
+    // The time a rollout spends paused is not the wave's to converge in.
+    const pushed = new Date(now.getTime() + ref.deadlineSeconds * 1000).toISOString();
+    return { status: 'waiting', detail: 'rollout paused', deadline: pushed };
   }
   const wave = await waveOnce();
   const failed: string[] = [];
@@ -68,7 +72,7 @@ async function checkOnce(
   const awaitedHosts = await mapLimited(wave.awaits, 16, (awaited) => deps.hosts.get(awaited.hostId));
   for (const [position, awaited] of wave.awaits.entries()) {
     const host = awaitedHosts[position];
-    if (host?.status === 'failed') {
+    if (host && failedSince(host, awaited.stateVersion)) {
       failed.push(awaited.hostId);
       continue;
     }
@@ -88,17 +92,19 @@ async function checkOnce(
     else if (drain.onTimeout === 'fail') failed.push(...stillServing);
   }
 
+  const settle = () => settleWave(deps, ref, index, wave, awaitedHosts, failed);
   if (failed.length > 0) {
-    await settleWave(deps, ref, index, 'failed', failed);
+    await settle();
     return { status: 'failed', detail: `wave ${index}: hosts failed: ${failed.join(', ')}`, deadline };
   }
   if (behind.length === 0) {
     await deps.plans.markConverged(ref.planId, index, now);
-    await settleWave(deps, ref, index, 'done', []);
+    await settle();
     return { status: 'converged', detail: `wave ${index} converged`, deadline };
   }
   if (now.getTime() > Date.parse(deadline)) {
-    await settleWave(deps, ref, index, 'failed', behind);
+    failed.push(...behind);
+    await settle();
     return {
       status: 'timed-out',
       detail: `wave ${index}: not converged by ${deadline}: ${behind.join(', ')}`,
@@ -108,38 +114,47 @@ async function checkOnce(
   return { status: 'waiting', detail: `waiting for ${behind.join(', ')}`, deadline };
 }
 
+/**
+ * The host failed after it was given the awaited state: it said so in a report that came after the
+ * assignment, or its instance is gone. A host that was failed before (a revert puts back a host the rollout
+ * broke) is given the chance to recover: it is only behind until it reports again.
+ */
+function failedSince(host: HostRecord, stateVersion: number): boolean {
+  if (host.status !== 'failed') return false;
+  if (host.terminated && host.terminated.afterSeq >= host.lastChangeSeq) return true;
+  const assigned = host.assigned;
+  if (!assigned || assigned.state.stateVersion < stateVersion) return true;
+  return (host.observedVersion ?? 0) > assigned.version;
+}
+
+/**
+ * Records the wave in the rollout: a host is done only when it reports the rollout's target (a drained host
+ * still on the old version is not, whatever the wave did to it).
+ */
 async function settleWave(
   deps: ReconcileDeps,
   ref: PlanRef,
   index: number,
-  status: 'done' | 'failed',
-  failedHosts: string[],
+  wave: Wave,
+  awaitedHosts: readonly (HostRecord | undefined)[],
+  failed: readonly string[],
 ): Promise<void> {
-  if (!ref.rolloutId) return;
-  await updateRollout(deps.documents, ref.rolloutId, deps.now(), (rollout) => {
-    const entry = rollout.waves.find((candidate) => candidate.index === index);
-    if (!entry || entry.status === status) return undefined;
-    entry.status = status;
-    const failed = new Set(failedHosts);
-    const settled = new Set(entry.hosts);
-    const done = new Set(rollout.hosts.done);
-    for (const host of entry.hosts) if (!failed.has(host)) done.add(host);
-    return {
-      ...rollout,
-      hosts: {
-        done: [...done].sort(),
-        pending: rollout.hosts.pending.filter((host) => !settled.has(host)),
-        failed: [...new Set([...rollout.hosts.failed, ...failedHosts])].sort(),
-      },
-    };
+  const rollout = await loadRollout(deps.documents, ref.rolloutId);
+  if (!rollout) return;
+  const group = await loadGroup(deps.documents, ref.group);
+  const target = targetOf(rollout, group, ref.revert);
+  const byId = new Map(wave.awaits.map((awaited, position) => [awaited.hostId, awaitedHosts[position]]));
+  const failedHosts = new Set(failed);
+  const hosts = rolloutHostsOfWave(wave.actions, rollout.service);
+  // A revert puts hosts back: that makes none of them done with the rollout.
+  const done = ref.revert
+    ? []
+    : hosts.filter((hostId) => !failedHosts.has(hostId) && reportsTarget(byId.get(hostId), target));
+  await commandRollout(deps, rollout.id, {
+    type: 'SettleWave',
+    index,
+    done,
+    failed: hosts.filter((hostId) => failedHosts.has(hostId)),
+    at: deps.now(),
   });
-}
-
-/** This run still drives the rollout: a resume must not start another one beside it. */
-async function renewRun(deps: ReconcileDeps, rolloutId: string, now: Date, ref: PlanRef): Promise<void> {
-  await updateRollout(deps.documents, rolloutId, now, (rollout) =>
-    rollout.status === 'aborted' || !needsRenewal(rollout, now, ref.pollSeconds)
-      ? undefined
-      : { ...rollout, runAliveUntil: runAliveUntil(now, ref.pollSeconds) },
-  );
 }

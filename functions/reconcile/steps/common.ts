@@ -1,30 +1,14 @@
-import { ConflictError, NotFoundError } from '../../../shared/errors.ts';
-import type { NewEvent } from '../../../shared/events.ts';
-import { type GroupEvent, groupStream } from '../../../shared/groups/events.ts';
-import type {
-  Action,
-  ActualHost,
-  CompiledGroup,
-  DesiredHostState,
-  GroupDefinition,
-  Rollout,
-} from '../../../shared/groups/model.ts';
-import type { DocumentStore, StoredDocument } from '../../../shared/groups/ports.ts';
-import type { EventStore, HostRecord, HostStore } from '../../../shared/ports.ts';
+import { NotFoundError } from '../../../shared/errors.ts';
+import type { GroupDocument } from '../../../shared/groups/group-state.ts';
+import type { Action, ActualHost, Rollout } from '../../../shared/groups/model.ts';
+import type { DocumentStore } from '../../../shared/groups/ports.ts';
+import type { HostRecord, HostStore } from '../../../shared/ports.ts';
+import { leaseSeconds, renew } from '../../../shared/reconcile/lease.ts';
+import { updateLease } from '../../../shared/reconcile/lease-store.ts';
+import type { ServiceTarget } from '../../../shared/reconcile/rollout-progress.ts';
+import type { PlanRef, ReconcileDeps } from './types.ts';
 
-export interface GroupDocument {
-  definition: GroupDefinition;
-  compiled: CompiledGroup;
-  running: boolean;
-  definitionVersion: number;
-}
-
-export const FINAL_ROLLOUT_STATUSES: ReadonlySet<Rollout['status']> = new Set([
-  'succeeded',
-  'failed',
-  'rolled-back',
-  'aborted',
-]);
+export type { GroupDocument };
 
 const PAGE = 100;
 
@@ -32,6 +16,10 @@ export async function loadGroup(documents: DocumentStore, name: string): Promise
   const document = await documents.get<GroupDocument>('group', name);
   if (!document) throw new NotFoundError(`group ${name} does not exist`, { group: name });
   return document.body;
+}
+
+export async function loadRollout(documents: DocumentStore, id: string | null): Promise<Rollout | undefined> {
+  return id ? (await documents.get<Rollout>('rollout', id))?.body : undefined;
 }
 
 export async function listGroupHosts(hosts: HostStore, group: string): Promise<HostRecord[]> {
@@ -69,15 +57,12 @@ export function liveSessionsOf(record: HostRecord): number {
 }
 
 /**
- * `assignedAt` is when the desired state was written: for a draining host that is when its drain began (the
- * projection's observedAt moves with every snapshot, so a drain measured from it would never time out).
+ * The planner's view of a host. A draining host's drain is dated from when the draining state was assigned
+ * (the projection's observedAt moves with every snapshot, so a drain measured from it would never time out).
  */
-export function toActualHost(
-  record: HostRecord,
-  assigned: DesiredHostState | undefined,
-  assignedAt?: string,
-): ActualHost {
+export function toActualHost(record: HostRecord): ActualHost {
   const observed = record.observed;
+  const assigned = record.assigned;
   const software = Object.fromEntries(
     Object.entries(observed?.software ?? {}).map(([service, instance]) => [service, instance.version]),
   );
@@ -95,81 +80,13 @@ export function toActualHost(
     status: record.status,
     software,
     appliedStateVersion: observed?.appliedStateVersion ?? 0,
-    assignedStateVersion: assigned?.stateVersion ?? 0,
+    assignedStateVersion: assigned?.state.stateVersion ?? 0,
     liveSessions: liveSessionsOf(record),
     load: record.metrics?.load ?? 0,
-    ...(assigned?.mode === 'draining' && assignedAt ? { drainingSince: assignedAt } : {}),
+    ...(assigned?.state.mode === 'draining' ? { drainingSince: assigned.assignedAt } : {}),
     ...(address ? { address } : {}),
     ...(endpoints && Object.keys(endpoints).length > 0 ? { endpoints } : {}),
   };
-}
-
-/**
- * Writes a host's desired state unless the store already holds this version or a newer one, so a retried
- * step writes nothing twice and never moves a host backwards.
- */
-export async function writeDesired(
-  documents: DocumentStore,
-  state: DesiredHostState,
-  at: Date,
-): Promise<boolean> {
-  const existing = await documents.get<DesiredHostState>('desired', state.hostId);
-  if (existing && existing.body.stateVersion >= state.stateVersion) return false;
-  await documents.put('desired', state.hostId, state, existing?.version ?? 0, at);
-  return true;
-}
-
-/** Read-modify-write of a rollout with the document's version guard, deciding again when someone raced us. */
-export async function updateRollout(
-  documents: DocumentStore,
-  rolloutId: string,
-  at: Date,
-  change: (rollout: Rollout) => Rollout | undefined,
-): Promise<Rollout | undefined> {
-  for (let attempt = 1; ; attempt += 1) {
-    const document: StoredDocument<Rollout> | undefined = await documents.get<Rollout>('rollout', rolloutId);
-    if (!document) throw new NotFoundError(`rollout ${rolloutId} does not exist`, { rolloutId });
-    const next = change(structuredClone(document.body));
-    if (!next) return document.body;
-    try {
-      await documents.put(
-        'rollout',
-        rolloutId,
-        { ...next, updatedAt: at.toISOString() },
-        document.version,
-        at,
-      );
-      return next;
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= 5) throw error;
-    }
-  }
-}
-
-/**
- * Appends events to a group's stream unless an event with the same id is already at its tail: a retried
- * step records its outcome once. Event ids are derived from the run, never random.
- */
-export async function appendOnce(
-  events: EventStore,
-  group: string,
-  newEvents: readonly NewEvent<GroupEvent>[],
-  at: Date,
-): Promise<void> {
-  const stream = groupStream(group);
-  for (let attempt = 1; ; attempt += 1) {
-    const current = await events.currentVersion(stream);
-    const tail = await events.read<GroupEvent>(stream, { direction: 'backward', limit: 50 });
-    const seen = new Set(tail.events.map((event) => event.eventId));
-    const missing = newEvents.filter((event) => !seen.has(event.eventId));
-    if (missing.length === 0) return;
-    try {
-      await events.append<GroupEvent>(stream, current, missing, at);
-      return;
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= 5) throw error;
-    }
-  }
 }
 
 /**
@@ -185,22 +102,54 @@ export function rolloutHostsOfWave(actions: readonly Action[], service: string):
   return [...hosts].sort();
 }
 
+/** Where the plan moves the rollout's hosts: its target, or (reverting) back to what the group defines. */
+export function targetOf(rollout: Rollout, group: GroupDocument, revert: boolean): ServiceTarget {
+  if (!revert) {
+    return {
+      service: rollout.service,
+      ...(rollout.version === undefined ? {} : { version: rollout.version }),
+      ...(rollout.config === undefined ? {} : { config: rollout.config }),
+    };
+  }
+  const defined = Object.values(group.compiled.hostTypes).find((type) => type.services[rollout.service])
+    ?.services[rollout.service];
+  const version = rollout.previousVersion ?? defined?.version;
+  // Only the keys the rollout set go back, to what the definition says (a key it added stays: nothing defines it).
+  const config = Object.fromEntries(
+    Object.keys(rollout.config ?? {}).flatMap((key) => {
+      const value = defined?.config?.[key];
+      return value === undefined ? [] : [[key, value] as const];
+    }),
+  );
+  return {
+    service: rollout.service,
+    ...(version === undefined ? {} : { version }),
+    ...(Object.keys(config).length > 0 ? { config } : {}),
+  };
+}
+
 /**
- * How long a run's word that it lives holds: a few convergence polls plus room for a slow or retried
- * invocation. A run renews it at every step, so resume can tell a run waiting at its check from one that is
- * over (see Rollout.runAliveUntil).
+ * The hosts a rollout changed or began to change (drained included): what a revert must put back. The host
+ * streams say it: every host whose latest assignment came from the rollout; the rollout's record adds the ones
+ * it settled (a host replaced since is no longer among the records).
  */
-export function runAliveWindowSeconds(pollSeconds: number): number {
-  return Math.max(30, 3 * pollSeconds + 10);
+export function touchedHosts(rollout: Rollout, records: readonly HostRecord[]): string[] {
+  const touched = new Set([...rollout.hosts.done, ...rollout.hosts.failed]);
+  for (const wave of rollout.waves)
+    if (wave.status !== 'pending') for (const host of wave.hosts) touched.add(host);
+  for (const record of records) if (record.assigned?.by.rolloutId === rollout.id) touched.add(record.hostId);
+  return [...touched].sort();
 }
 
-export function runAliveUntil(now: Date, pollSeconds: number): string {
-  return new Date(now.getTime() + runAliveWindowSeconds(pollSeconds) * 1000).toISOString();
-}
-
-/** Renewing only past half the window keeps a waiting run to one rollout write every few polls. */
-export function needsRenewal(rollout: Rollout, now: Date, pollSeconds: number): boolean {
-  if (!rollout.runAliveUntil) return true;
-  const left = Date.parse(rollout.runAliveUntil) - now.getTime();
-  return left < (runAliveWindowSeconds(pollSeconds) * 1000) / 2;
+/**
+ * This run still holds the group: renews its lease when due. False when another run took the group over
+ * (this one was presumed dead): it must change nothing more.
+ */
+export async function stillHolds(deps: ReconcileDeps, ref: PlanRef): Promise<boolean> {
+  const now = deps.now();
+  const ttl = leaseSeconds(ref.pollSeconds);
+  const renewal = await updateLease(deps.documents, ref.group, now, (lease) =>
+    renew(lease, ref.run, now, ttl),
+  );
+  return renewal.kind !== 'lost';
 }

@@ -1,77 +1,111 @@
-import { groupRecorder, succeededEvent } from '../../../shared/groups/group-service.ts';
+import { isFinalRolloutStatus } from '../../../shared/groups/group-state.ts';
 import type { Rollout } from '../../../shared/groups/model.ts';
-import { appendOnce, FINAL_ROLLOUT_STATUSES, updateRollout } from './common.ts';
+import { isTerminated } from '../../../shared/reconcile/host-classes.ts';
+import { leaseSeconds, release } from '../../../shared/reconcile/lease.ts';
+import { updateLease } from '../../../shared/reconcile/lease-store.ts';
+import { reportsTarget } from '../../../shared/reconcile/rollout-progress.ts';
+import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
+import { listGroupHosts, loadGroup, loadRollout, mapLimited, targetOf, touchedHosts } from './common.ts';
 import type { PlanRef, ReconcileDeps } from './types.ts';
 
 /** Passes one run may add after its first because it launched: enough for new hosts to join their balancers. */
 export const MAX_FOLLOW_UPS = 2;
-/** Passes one run may add while its rollout waits for hosts still coming up (each after a poll interval). */
+/** Passes one run may add while its rollout waits for hosts (still coming up, or still to report the target). */
 export const MAX_ROLLOUT_PASSES = 30;
 
 export interface FinishResult {
-  status: Rollout['status'] | 'converged';
+  status: Rollout['status'] | 'converged' | 'superseded';
   definitionVersion?: number;
-  /** Plan again in this run (see followUp). */
+  /** Plan again in this run (see finishStep). */
   again: boolean;
   followUps: number;
   /** The rollout the next pass carries on with; null when it is over (or there is none). */
   rolloutId: string | null;
+  /** The run ends failed: its rollout did not succeed (rolled back, aborted, failed). */
+  failed: boolean;
+  /** Why, for the execution's failure (null when it did not fail). */
+  cause: string | null;
 }
+
+const UNSUCCESSFUL: ReadonlySet<string> = new Set(['rolled-back', 'aborted', 'failed']);
 
 /**
- * A plan is made before its launches happen, so what depends on the new hosts' endpoints (their load
- * balancers' upstreams) can only be planned once they report them: a plan that launched asks for one more
- * pass. A rollout whose plan deferred hosts (still booting, still draining) is not over: it goes on in another
- * pass, after a poll interval, instead of being called a success without them.
+ * The end of a pass. Another pass follows when
+ * - the plan launched: what depends on the new hosts' endpoints (their load balancers' upstreams) can only be
+ *   planned once they report them;
+ * - the rollout is not over: a host it targets does not report the target yet (still booting, deferred, slow to
+ *   apply), or a revert has hosts still to put back. A rollout succeeds only when every host it targets reports
+ *   the target; after MAX_ROLLOUT_PASSES it fails, naming the hosts, and never reads as a success;
+ * - triggers arrived while this run held the group: it plans again from the current state (level-triggered).
  */
-async function followUp(
-  deps: ReconcileDeps,
-  ref: PlanRef,
-): Promise<Pick<FinishResult, 'again' | 'followUps' | 'rolloutId'>> {
+export async function finishStep(deps: ReconcileDeps, ref: PlanRef): Promise<FinishResult> {
   const plan = await deps.plans.load(ref.planId);
   const launched = plan.waves.some((wave) => wave.actions.some((action) => action.kind === 'launch'));
-  const unfinished = ref.rolloutId !== null && plan.deferred.length > 0 && ref.followUps < MAX_ROLLOUT_PASSES;
+  const rollout = await loadRollout(deps.documents, ref.rolloutId);
+  const rolloutOpen = rollout !== undefined && !isFinalRolloutStatus(rollout.status);
+  const status = rolloutOpen ? await settleRollout(deps, ref, rollout) : (rollout?.status ?? 'converged');
+  let again = (launched && ref.followUps < MAX_FOLLOW_UPS) || status === 'running' || status === 'reverting';
+  const now = deps.now();
+  const ttl = leaseSeconds(ref.pollSeconds);
+  const lease = await updateLease(deps.documents, ref.group, now, (current) =>
+    release(current, ref.run, now, ttl, again),
+  );
+  if (lease.kind === 'not-held')
+    return {
+      status: 'superseded',
+      again: false,
+      followUps: ref.followUps,
+      rolloutId: null,
+      failed: false,
+      cause: null,
+    };
+  if (lease.kind === 'again') again = true;
+  // The rollout ended unsuccessfully in this pass: the execution says so, as a failed wave's run always did.
+  const failed = !again && rolloutOpen && UNSUCCESSFUL.has(status);
+  const ended = failed ? await loadRollout(deps.documents, ref.rolloutId) : undefined;
   return {
-    again: unfinished || (launched && ref.followUps < MAX_FOLLOW_UPS),
+    status,
+    again,
     followUps: ref.followUps + 1,
-    rolloutId: unfinished ? ref.rolloutId : null,
+    rolloutId: rolloutOpen && (status === 'running' || status === 'reverting') ? (rollout?.id ?? null) : null,
+    failed,
+    cause: failed ? (status === 'aborted' ? 'aborted' : (ended?.error ?? `rollout ${status}`)) : null,
   };
 }
 
-export async function finishStep(deps: ReconcileDeps, ref: PlanRef): Promise<FinishResult> {
-  const next = await followUp(deps, ref);
-  if (next.rolloutId) return { status: 'running', ...next };
-  return { ...(await finishRollout(deps, ref)), ...next };
-}
-
-async function finishRollout(
+/** Succeeds, finishes the revert, goes on, or gives up: judged by what the hosts report now. */
+async function settleRollout(
   deps: ReconcileDeps,
   ref: PlanRef,
-): Promise<Omit<FinishResult, 'again' | 'followUps' | 'rolloutId'>> {
-  if (!ref.rolloutId) return { status: 'converged' };
+  rollout: Rollout,
+): Promise<Rollout['status']> {
   const now = deps.now();
-  const rolloutId = ref.rolloutId;
-  const updated = await updateRollout(deps.documents, rolloutId, now, (rollout) => {
-    if (FINAL_ROLLOUT_STATUSES.has(rollout.status)) return undefined;
-    const pending = new Set(rollout.hosts.pending);
-    return {
-      ...rollout,
-      status: 'succeeded',
-      hosts: {
-        done: [...new Set([...rollout.hosts.done, ...pending])].sort(),
-        pending: [],
-        failed: rollout.hosts.failed,
-      },
-    };
+  const group = await loadGroup(deps.documents, ref.group);
+  const reverting = rollout.status === 'reverting';
+  const target = targetOf(rollout, group, reverting);
+  const hostIds = reverting
+    ? touchedHosts(rollout, await listGroupHosts(deps.hosts, ref.group))
+    : [...new Set([...rollout.hosts.done, ...rollout.hosts.pending, ...rollout.hosts.failed])].sort();
+  const records = await mapLimited(hostIds, 16, (hostId) => deps.hosts.get(hostId));
+  // A host that is gone (terminated, retired) has nothing left to report; its replacement is a host of its own.
+  // One that has not reported at all is behind.
+  const behind = hostIds.filter((_, position) => {
+    const record = records[position];
+    if (record && (record.status === 'stopped' || isTerminated(record))) return false;
+    return !reportsTarget(record, target);
   });
-  if (updated?.status !== 'succeeded') return { status: updated?.status ?? 'succeeded' };
-  // Runs again on a retry: the recorder decides on the stream, so it records (and adopts) once.
-  const recorded = await groupRecorder(deps).recordRolloutSucceeded(updated);
-  // A stream that does not name the rollout active (recorded already) still gets its status event once.
-  if (!recorded.recorded)
-    await appendOnce(deps.events, ref.group, [succeededEvent(rolloutId, now.toISOString())], now);
-  return {
-    status: 'succeeded',
-    ...(recorded.definitionVersion === undefined ? {} : { definitionVersion: recorded.definitionVersion }),
-  };
+  if (rollout.status === 'paused') return 'paused';
+  if (behind.length === 0) {
+    const done = await commandRollout(deps, rollout.id, {
+      type: reverting ? 'FinishRevert' : 'Succeed',
+      at: now,
+    });
+    return done.status;
+  }
+  if (ref.followUps + 1 >= MAX_ROLLOUT_PASSES) {
+    const reason = `${behind.length} host(s) do not report ${reverting ? 'the reverted' : 'the target'} ${rollout.service}${target.version ? ` ${target.version}` : ''} after ${ref.followUps + 1} passes: ${behind.join(', ')}`;
+    const failed = await commandRollout(deps, rollout.id, { type: 'Fail', reason, at: now });
+    return failed.status;
+  }
+  return rollout.status === 'pending' ? 'running' : rollout.status;
 }

@@ -1,19 +1,25 @@
-import type { ActualHost, DesiredHostState, Plan, Rollout } from '../../../shared/groups/model.ts';
-import { type PlanInput, planGroup } from '../../../shared/groups/planner.ts';
-import type { FleetInstance } from '../../../shared/groups/ports.ts';
+import { raiseAlarm } from '../../../shared/groups/group-service.ts';
+import { isFinalRolloutStatus } from '../../../shared/groups/group-state.ts';
+import type { ActualHost, Plan, Rollout } from '../../../shared/groups/model.ts';
+import { type PlanInput, type PlanRollout, planGroup } from '../../../shared/groups/planner.ts';
+import { recordTermination } from '../../../shared/hosts/host-commands.ts';
 import type { HostRecord } from '../../../shared/ports.ts';
+import { repeatedCrashAlarms } from '../../../shared/reconcile/crash-alarm.ts';
+import { classifyHosts, type HostClasses } from '../../../shared/reconcile/host-classes.ts';
+import { claim, leaseSeconds } from '../../../shared/reconcile/lease.ts';
+import { updateLease } from '../../../shared/reconcile/lease-store.ts';
+import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
 import {
-  appendOnce,
-  FINAL_ROLLOUT_STATUSES,
+  type GroupDocument,
   listGroupHosts,
   loadGroup,
+  loadRollout,
   mapLimited,
   rolloutHostsOfWave,
-  runAliveUntil,
+  targetOf,
   toActualHost,
-  updateRollout,
+  touchedHosts,
 } from './common.ts';
-import { alarmOnRepeatedCrashes, alreadyRecorded, recordInstanceGone } from './instance-gone.ts';
 import type { PlanRef, ReconcileDeps, ReconcileRequest } from './types.ts';
 
 /**
@@ -28,32 +34,29 @@ export function planIdFor(
   followUps = 0,
   executionStart?: string,
 ): string {
+  const run = runIdFor(group, executionName, now, executionStart);
+  return followUps > 0 ? `${run}.pass-${followUps + 1}` : run;
+}
+
+/** The run as the group's lease knows it: every pass of one execution is the same run. */
+export function runIdFor(
+  group: string,
+  executionName: string | undefined,
+  now: Date,
+  executionStart?: string,
+) {
   const started = executionStart === undefined ? Number.NaN : Date.parse(executionStart);
   const name = executionName ?? `run-${now.getTime()}`;
-  const run = `${group}.${name}${Number.isNaN(started) ? '' : `@${started}`}`;
-  return followUps > 0 ? `${run}.pass-${followUps + 1}` : run;
+  return `${group}.${name}${Number.isNaN(started) ? '' : `@${started}`}`;
 }
 
 export function newHostIdFor(group: string) {
   return (hostType: string, ordinal: number) => `${group}-${hostType}-${ordinal}`;
 }
 
-function pendingHost(assigned: DesiredHostState): ActualHost {
-  return {
-    hostId: assigned.hostId,
-    hostType: assigned.hostType,
-    status: 'pending',
-    software: {},
-    appliedStateVersion: 0,
-    assignedStateVersion: assigned.stateVersion,
-    liveSessions: 0,
-    load: 0,
-  };
-}
-
 /**
- * Loads the group, its hosts, their desired states and the rollout; plans; stores the plan; hands back only
- * the plan's id and wave indexes.
+ * Takes the group's lease (or a ticket to wait for it); then loads the group, its hosts and its active
+ * rollout; plans from what the streams say now; stores the plan; hands back only the plan's id and waves.
  */
 export async function planStep(
   deps: ReconcileDeps,
@@ -62,176 +65,162 @@ export async function planStep(
   executionStart?: string,
 ): Promise<PlanRef> {
   const now = deps.now();
+  const followUps = request.followUps ?? 0;
+  const run = runIdFor(request.group, executionName, now, executionStart);
+  const planId = planIdFor(request.group, executionName, now, followUps, executionStart);
+  // The Wait state's SecondsPath takes whole seconds only.
+  const pollSeconds = Math.max(0, Math.ceil(deps.settings.pollSeconds));
+  const base = {
+    planId,
+    group: request.group,
+    run,
+    ticket: null,
+    rolloutId: null,
+    revert: false,
+    waves: [],
+    deadlineSeconds: 0,
+    pollSeconds,
+    followUps,
+  } satisfies Omit<PlanRef, 'lease'>;
+
+  const ticket = request.ticket ?? undefined;
+  const claimed = await updateLease(deps.documents, request.group, now, (lease) =>
+    claim(lease, run, now, leaseSeconds(pollSeconds), ticket),
+  );
+  if (claimed.kind === 'queued') return { ...base, lease: 'queued', ticket: claimed.ticket };
+  if (claimed.kind === 'served') return { ...base, lease: 'served' };
+
   const group = await loadGroup(deps.documents, request.group);
   const [records, instances] = await Promise.all([
     listGroupHosts(deps.hosts, request.group),
     deps.fleet.describe(request.group),
   ]);
-  const live = new Set(instances.filter((i) => i.state !== 'terminated').map((i) => i.hostId));
-  const gone = new Set(instances.filter((i) => i.state === 'terminated').map((i) => i.hostId));
-  const recorded = new Set(records.map((record) => record.hostId));
-  // Launched but not reported yet: without them a second run would launch their replacements.
-  const unreported = [...live].filter((hostId) => !recorded.has(hostId));
-  const desired = await mapLimited([...recorded, ...unreported], 16, (hostId) =>
-    deps.documents.get<DesiredHostState>('desired', hostId),
-  );
-  const desiredByHost: Record<string, DesiredHostState> = {};
-  const assignedAt: Record<string, string> = {};
-  for (const document of desired) {
-    if (!document) continue;
-    desiredByHost[document.id] = document.body;
-    assignedAt[document.id] = document.updatedAt;
-  }
-  await recordGoneInstances(deps, request.group, records, instances, live, desiredByHost);
-  // A host whose instance is gone, seen now or recorded by an earlier run (InstanceTerminated; after a restart
-  // of local mode the fleet no longer knows it), is history: left out, and its id never handed out again.
-  const retired = new Set(gone);
-  for (const record of records) {
-    if (!live.has(record.hostId) && record.terminated && record.terminated.afterSeq >= record.lastChangeSeq) {
-      retired.add(record.hostId);
-    }
-  }
-  const actual: ActualHost[] = [
-    ...records
-      .filter((record) => live.has(record.hostId) || !retired.has(record.hostId))
-      .map((record) => toActualHost(record, desiredByHost[record.hostId], assignedAt[record.hostId])),
-    ...unreported.flatMap((hostId) => {
-      const assigned = desiredByHost[hostId];
-      return assigned ? [pendingHost(assigned)] : [];
-    }),
-  ];
+  const classes = classifyHosts(records, instances);
+  await recordEndedInstances(deps, request.group, records, classes);
+  const hosts = classifyHosts(records, instances).current;
 
-  const rollout = request.rolloutId
-    ? (await deps.documents.get<Rollout>('rollout', request.rolloutId))?.body
-    : undefined;
-  const followUps = request.followUps ?? 0;
-  const planId = planIdFor(request.group, executionName, now, followUps, executionStart);
-  // The Wait state's SecondsPath takes whole seconds only.
-  const pollSeconds = Math.max(0, Math.ceil(deps.settings.pollSeconds));
+  // Whatever triggered the run, the group's active rollout is what it carries on with: a run that took over
+  // from one that died resumes it, and a trigger that arrived during a rollout does not plan without it.
+  const rollout = await loadRollout(deps.documents, group.activeRollout?.id ?? request.rolloutId ?? null);
+  const active = rollout && !isFinalRolloutStatus(rollout.status) ? rollout : undefined;
+  const revert = active?.status === 'reverting';
   const { rollout: rolloutPolicy, drain } = group.compiled.configuration;
-  const deadlineSeconds = Math.max(
-    rolloutPolicy.convergenceTimeoutSeconds,
-    drain.waitForSessions ? drain.timeoutSeconds : 0,
-  );
-  const ref = (plan: Plan): PlanRef => ({
-    planId,
-    group: request.group,
-    rolloutId: request.rolloutId ?? null,
-    waves: plan.waves.map((_, index) => index),
-    deadlineSeconds,
-    pollSeconds,
-    followUps,
-  });
-
-  // A rollout that ended (aborted before it ran, or an older run finished it) has nothing left to do.
-  if (request.rolloutId && (!rollout || FINAL_ROLLOUT_STATUSES.has(rollout.status))) {
-    const empty: Plan = { group: request.group, waves: [], deferred: [] };
-    await deps.plans.save(planId, empty, now);
-    return ref(empty);
-  }
+  const ref: Omit<PlanRef, 'waves'> = {
+    ...base,
+    lease: 'held',
+    rolloutId: active?.id ?? null,
+    revert,
+    deadlineSeconds: Math.max(
+      rolloutPolicy.convergenceTimeoutSeconds,
+      drain.waitForSessions ? drain.timeoutSeconds : 0,
+    ),
+  };
 
   const input: PlanInput = {
     group: group.compiled,
     running: group.running,
-    hosts: actual,
-    desired: desiredByHost,
-    ...(rollout
-      ? {
-          rollout: {
-            id: rollout.id,
-            service: rollout.service,
-            ...(rollout.version === undefined ? {} : { version: rollout.version }),
-            ...(rollout.config === undefined ? {} : { config: rollout.config }),
-            select: rollout.select ?? 'all',
-          },
-        }
-      : {}),
+    hosts: revert && active ? repairable(hosts, active, classes.live) : hosts.map(toActualHost),
+    desired: Object.fromEntries(
+      records.flatMap((record) => (record.assigned ? [[record.hostId, record.assigned.state]] : [])),
+    ),
+    ...(active ? plannedRollout(active, group, revert, hosts) : {}),
     now: now.toISOString(),
     newHostId: newHostIdFor(request.group),
-    retiredHostIds: retired,
+    retiredHostIds: classes.retired,
   };
   const plan = planGroup(input);
   await deps.plans.save(planId, plan, now);
   const stored = await deps.plans.load(planId);
 
-  if (rollout) await startRollout(deps, rollout, request.group, stored, now, pollSeconds);
-  return ref(stored);
+  if (active) await recordPlanned(deps, active, stored, run, now);
+  return { ...ref, waves: stored.waves.map((_, index) => index) };
 }
 
-async function startRollout(
-  deps: ReconcileDeps,
+/**
+ * A revert repairs, it does not replace: a host the rollout broke (it reports failed on the rollout's state,
+ * its instance alive) gets its previous state back in place, as any other host the rollout touched. Shown to
+ * the planner as failed it would be replaced with the state that broke it.
+ */
+function repairable(
+  records: readonly HostRecord[],
   rollout: Rollout,
-  group: string,
-  plan: Plan,
-  now: Date,
-  pollSeconds: number,
-): Promise<void> {
+  live: ReadonlySet<string>,
+): ActualHost[] {
+  const touched = new Set(touchedHosts(rollout, records));
+  return records
+    .map(toActualHost)
+    .map((host) =>
+      host.status === 'failed' && touched.has(host.hostId) && live.has(host.hostId)
+        ? { ...host, status: 'running' }
+        : host,
+    );
+}
+
+/** The rollout as the planner takes it; a revert is a rollout back to the group's version of the touched hosts. */
+function plannedRollout(
+  rollout: Rollout,
+  group: GroupDocument,
+  revert: boolean,
+  records: readonly HostRecord[],
+): { rollout?: PlanRollout } {
+  const target = targetOf(rollout, group, revert);
+  const common = { id: rollout.id, service: rollout.service };
+  if (!revert)
+    return {
+      rollout: {
+        ...common,
+        ...(target.version === undefined ? {} : { version: target.version }),
+        ...(target.config === undefined ? {} : { config: target.config }),
+        select: rollout.select ?? 'all',
+      },
+    };
+  const touched = touchedHosts(rollout, records);
+  if (touched.length === 0) return {};
+  return {
+    rollout: {
+      ...common,
+      ...(target.version === undefined ? {} : { version: target.version }),
+      ...(target.config === undefined ? {} : { config: target.config }),
+      select: `ids(${touched.join(',')})`,
+    },
+  };
+}
+
+async function recordPlanned(deps: ReconcileDeps, rollout: Rollout, plan: Plan, run: string, now: Date) {
   const waves = plan.waves.map((wave) => ({
     index: wave.index,
     hosts: rolloutHostsOfWave(wave.actions, rollout.service),
-    status: 'pending' as const,
   }));
-  const rolloutId = rollout.id;
-  const updated = await updateRollout(deps.documents, rolloutId, now, (current) => {
-    if (FINAL_ROLLOUT_STATUSES.has(current.status)) return undefined;
-    const done = new Set(current.hosts.done);
-    const pending = [...new Set(waves.flatMap((wave) => wave.hosts))].filter((host) => !done.has(host));
-    return {
-      ...current,
-      status: current.status === 'pending' ? 'running' : current.status,
-      waves,
-      hosts: { done: [...done], pending, failed: [] },
-      runAliveUntil: runAliveUntil(now, pollSeconds),
-    };
-  });
-  // Keyed by the rollout, not the run: a retried Plan step, or a later run of the same rollout, records it once.
-  if (updated?.status === 'running') {
-    await appendOnce(
-      deps.events,
-      group,
-      [
-        {
-          type: 'RolloutStatusChanged',
-          eventId: `${rolloutId}.running`,
-          data: { rolloutId, status: 'running', at: now.toISOString(), reason: 'reconcile started' },
-        },
-      ],
-      now,
-    );
-  }
+  const deferred = plan.deferred
+    .filter((entry) => entry.reason.includes(`rollout ${rollout.id}`))
+    .map((entry) => entry.hostId);
+  const targets = [...new Set([...waves.flatMap((wave) => wave.hosts), ...deferred])].sort();
+  await commandRollout(deps, rollout.id, { type: 'Plan', waves, targets, run, at: now });
 }
 
 /**
  * A host whose instance ended without the reconcile ending it (a crash, a reclaimed instance) is failed; one
- * meant to stop is stopped. Its projection says so from now on, and the planner, which never sees it again,
+ * meant to stop is stopped. Its stream says so from now on, and the planner, which never sees it again,
  * launches its replacement. `records` is updated in place.
  */
-async function recordGoneInstances(
+async function recordEndedInstances(
   deps: ReconcileDeps,
   group: string,
   records: HostRecord[],
-  instances: readonly FleetInstance[],
-  live: ReadonlySet<string>,
-  desired: Readonly<Record<string, DesiredHostState>>,
+  classes: HostClasses,
 ): Promise<void> {
-  const ended = new Map(
-    instances
-      .filter((instance) => instance.state === 'terminated' && !live.has(instance.hostId))
-      .map((instance) => [instance.hostId, instance]),
-  );
   let crashed = false;
-  await mapLimited(records, 8, async (record, index) => {
-    const instance = ended.get(record.hostId);
-    if (!instance || alreadyRecorded(record, instance.instanceId)) return;
-    const meantToStop = desired[record.hostId]?.mode === 'stopped';
-    const saved = await recordInstanceGone(deps, record, {
+  const byId = new Map(records.map((record, index) => [record.hostId, index]));
+  await mapLimited(classes.ended, 8, async ({ record, instance, meantToStop }) => {
+    const saved = await recordTermination(deps, record.hostId, {
       instanceId: instance.instanceId,
       reason: meantToStop ? 'stopped by the reconcile' : 'instance ended unasked',
       status: meantToStop ? 'stopped' : 'failed',
     });
     if (!saved) return;
-    records[index] = saved;
+    records[byId.get(record.hostId) as number] = saved;
     if (saved.terminated?.status === 'failed') crashed = true;
   });
-  if (crashed) await alarmOnRepeatedCrashes(deps, group, records);
+  if (!crashed) return;
+  for (const alarm of repeatedCrashAlarms(group, records, deps.now())) await raiseAlarm(deps, group, alarm);
 }

@@ -10,8 +10,22 @@ import type { PlanStore } from '../plan-store.ts';
 export interface PlanRef {
   planId: string;
   group: string;
+  /**
+   * The run that planned, as the group's lease knows it (execution name and start): every pass of one
+   * execution is the same run.
+   */
+  run: string;
+  /**
+   * `held`: this run holds the group and goes on with the plan. `queued`: another run holds it; wait and ask
+   * again with `ticket`. `served`: the holder planned after this trigger arrived, so its work is done.
+   */
+  lease: 'held' | 'queued' | 'served';
+  /** The ticket a queued run waits with (null otherwise). */
+  ticket: number | null;
   /** `null` rather than absent: JSONPath in the state machine cannot select a missing member. */
   rolloutId: string | null;
+  /** The plan puts the rollout's hosts back (abort, or a failed wave) instead of moving them on. */
+  revert: boolean;
   waves: number[];
   deadlineSeconds: number;
   pollSeconds: number;
@@ -26,6 +40,8 @@ export interface ReconcileRequest {
   rolloutId?: string | null;
   /** Set by the state machine when it plans again within one run. */
   followUps?: number;
+  /** Set by the state machine while the run waits for the group (see PlanRef.lease). */
+  ticket?: number | null;
 }
 
 export type WaveStatus = 'converged' | 'waiting' | 'failed' | 'timed-out' | 'aborted';
@@ -55,20 +71,19 @@ export interface ReconcileSettings {
   checkWindowMs?: number;
   /** Between two looks within the window; default 200 ms. */
   checkIntervalMs?: number;
-  /** Where a launched host finds its HMAC secret (EC2: an SSM parameter name; local: a file). */
-  secretRef: (hostId: string) => string;
 }
 
 export interface ReconcileDeps {
   events: EventStore;
   hosts: HostStore;
+  /** Groups, rollouts, the group's lease and plans. */
   documents: DocumentStore;
   fleet: FleetPort;
   /**
-   * Registers each launched host and puts its secret where only its machine reads it (EC2: SSM). Absent:
-   * the fleet registers its hosts itself and each finds its secret at settings.secretRef (the local fleet).
+   * Registers each launched host and puts its secret where only its machine reads it (EC2: SSM; locally a
+   * file). A host is registered before anything is assigned to it: its stream must exist first.
    */
-  provisioner?: HostProvisioner;
+  provisioner: HostProvisioner;
   publisher: StatePublisher;
   plans: PlanStore;
   settings: ReconcileSettings;
