@@ -51,25 +51,44 @@ function walk(before: unknown, after: unknown, path: string[], out: Change[]): v
   }
 }
 
-/** Applies changes produced by `diff`; `apply(a, diff(a, b))` equals `b`. Returns a new value. */
+/**
+ * Applies changes produced by `diff`; `apply(a, diff(a, b))` equals `b`. Returns a new value and leaves `base`
+ * as it was: only the objects on a changed path are copied (the rest is shared), since every snapshot's fold
+ * runs through here and a deep copy of the whole state per event was most of its cost.
+ */
 export function applyChanges<T>(base: T, changes: readonly Change[]): T {
-  let root = structuredClone(base) as unknown;
+  let root: unknown = base;
+  const copies = new Set<object>();
+  const ownCopy = (value: unknown): Record<string, Json> => {
+    if (!isObject(value)) {
+      const fresh = {};
+      copies.add(fresh);
+      return fresh;
+    }
+    if (copies.has(value)) return value;
+    const copy = { ...value };
+    copies.add(copy);
+    return copy;
+  };
   for (const change of changes) {
     const segments = fromPointer(change.path);
     if (segments.length === 0) {
       root = change.op === 'removed' ? undefined : structuredClone(change.new);
+      if (isObject(root)) copies.add(root);
       continue;
     }
-    if (!isObject(root)) root = {};
+    root = ownCopy(root);
     let parent = root as Record<string, Json>;
     for (const segment of segments.slice(0, -1)) {
-      const next = parent[segment];
-      if (!isObject(next)) parent[segment] = {};
-      parent = parent[segment] as Record<string, Json>;
+      const next = ownCopy(parent[segment]);
+      parent[segment] = next;
+      parent = next;
     }
     const leaf = segments.at(-1) as string;
     if (change.op === 'removed') delete parent[leaf];
-    else parent[leaf] = structuredClone(change.new);
+    else
+      parent[leaf] =
+        typeof change.new === 'object' && change.new !== null ? structuredClone(change.new) : change.new;
   }
   return root as T;
 }

@@ -41,6 +41,17 @@ describe('diff', () => {
     );
   });
 
+  it('leaves every earlier state as it was when states derived from it change again (they share parts)', () => {
+    fc.assert(
+      fc.property(objects, objects, objects, (a, b, c) => {
+        const first = applyChanges(a, diff(a, b));
+        const [aBefore, firstBefore] = [structuredClone(a), structuredClone(first)];
+        applyChanges(first, diff(first, c));
+        return jsonEqual(a, aBefore) && jsonEqual(first, firstBefore);
+      }),
+    );
+  });
+
   it('does not modify its inputs', () => {
     fc.assert(
       fc.property(objects, objects, (a, b) => {

@@ -65,6 +65,11 @@ export async function startDynalite(options: StartDynaliteOptions = {}): Promise
     await createTables(client, tables);
   } catch (error) {
     await stop();
+    // A persisted store from an earlier layout: say where it is, so it can be moved away.
+    if (options.path && error instanceof Error && error.message.includes('created by an earlier version'))
+      throw new Error(`${error.message}; move or delete ${options.path} (the local tables) and start again`, {
+        cause: error,
+      });
     throw error;
   } finally {
     client.destroy();

@@ -4,6 +4,7 @@ import {
   DescribeTableCommand,
   type DynamoDBClient,
   ResourceInUseException,
+  type TableDescription,
 } from '@aws-sdk/client-dynamodb';
 
 /*
@@ -168,19 +169,51 @@ export async function createTables(
       } catch (error) {
         if (!(error instanceof ResourceInUseException)) throw error;
       }
-      await waitUntilActive(client, name, options.timeoutMs ?? 30_000);
+      const table = await waitUntilActive(client, name, options.timeoutMs ?? 30_000);
+      checkLayout(name, schema, table);
     }),
   );
 }
 
-async function waitUntilActive(client: DynamoDBClient, tableName: string, timeoutMs: number): Promise<void> {
+/**
+ * A table kept from an earlier version (a persisted local store) may have another key layout: writing to it would
+ * fail item by item with an opaque key error, so say so once, naming the table.
+ */
+function checkLayout(name: string, schema: TableSchema, table: TableDescription | undefined): void {
+  const wanted = createTableInput(name, schema);
+  const keys = (schemaKeys: readonly { AttributeName?: string; KeyType?: string }[] | undefined) =>
+    (schemaKeys ?? []).map((key) => `${key.AttributeName}:${key.KeyType}`).join(',');
+  const layout = (
+    keySchema: string,
+    indexes:
+      | readonly { IndexName?: string; KeySchema?: { AttributeName?: string; KeyType?: string }[] }[]
+      | undefined,
+  ) =>
+    [
+      keySchema,
+      ...(indexes ?? []).map((index) => `${index.IndexName}(${keys(index.KeySchema)})`).sort(),
+    ].join(' ');
+  const expected = layout(keys(wanted.KeySchema), wanted.GlobalSecondaryIndexes);
+  const actual = layout(keys(table?.KeySchema), table?.GlobalSecondaryIndexes);
+  if (actual !== expected) {
+    throw new Error(
+      `table ${name} has the layout "${actual}" but this version of fleetfold needs "${expected}": it was created by an earlier version`,
+    );
+  }
+}
+
+async function waitUntilActive(
+  client: DynamoDBClient,
+  tableName: string,
+  timeoutMs: number,
+): Promise<TableDescription | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
     const indexesActive = (Table?.GlobalSecondaryIndexes ?? []).every(
       (index) => index.IndexStatus === 'ACTIVE',
     );
-    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return;
+    if (Table?.TableStatus === 'ACTIVE' && indexesActive) return Table;
     if (Date.now() > deadline) throw new Error(`table ${tableName} not ACTIVE after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
