@@ -2,6 +2,7 @@ import { benchBundles } from './bundles.ts';
 import { benchConvergence } from './convergence.ts';
 import { run as benchDispatch } from './dispatch.ts';
 import { benchIngestThroughput } from './ingest-throughput.ts';
+import { benchPartitionSkew } from './partition-skew.ts';
 import { run as benchPlanner } from './planner.ts';
 import { benchRequestsPerSnapshot } from './requests-per-snapshot.ts';
 
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   planner: () => benchPlanner(),
   dispatch: () => benchDispatch(),
   convergence: () => benchConvergence(),
+  'partition-skew': () => benchPartitionSkew(),
 };
 
 const only = process.argv.slice(2);

@@ -33,7 +33,11 @@ describe('a persisted local store from an earlier layout', () => {
 
       const again = startDynalite({
         path,
-        tables: { events: 'fleetfold-events', hosts: 'fleetfold-hosts', documents: 'fleetfold-old-documents' },
+        tables: {
+          events: 'fleetfold-events',
+          hosts: 'fleetfold-hosts',
+          documents: 'fleetfold-old-documents',
+        },
       });
 
       const error = await again.then(
