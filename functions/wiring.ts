@@ -1,11 +1,12 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
+import { S3Blobs } from '../shared/adapters/s3-blobs.ts';
 import { S3SnapshotStore } from '../shared/adapters/s3-snapshot-store.ts';
+import type { DynamoDBClient, S3Client } from '../shared/adapters/sdk-clients.ts';
 import { CachingCipher } from '../shared/caching-cipher.ts';
-import type { DocumentStore, ReconcileStarter } from '../shared/groups/ports.ts';
+import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
+import type { DocumentStore, FleetPort, ReconcileStarter, StatePublisher } from '../shared/groups/ports.ts';
 import type { IngestConfig } from '../shared/ingest.ts';
 import type { SecretCipher } from '../shared/ports.ts';
 import { newHostSecret } from '../shared/signing.ts';
@@ -13,6 +14,8 @@ import type { ApiDeps } from './api/deps.ts';
 import { randomIdSuffix } from './api/ids.ts';
 import { DEFAULT_INGEST_CONFIG } from './ingest/config.ts';
 import type { IngestDeps } from './ingest/handler.ts';
+import { DocumentPlanStore } from './reconcile/plan-store.ts';
+import type { ReconcileDeps, ReconcileSettings } from './reconcile/steps/types.ts';
 
 /** Builds the handlers' dependencies from SDK clients: shared by Lambda (index.ts), local mode and tests. */
 export interface WiringOptions {
@@ -77,5 +80,38 @@ export function buildApiDeps(options: ApiWiringOptions): ApiDeps {
     now: () => new Date(),
     newSecret: newHostSecret,
     newId: randomIdSuffix,
+  };
+}
+
+export type ReconcileWiringOptions = Pick<
+  WiringOptions,
+  'dynamodb' | 's3' | 'bucket' | 'eventsTable' | 'hostsTable'
+> & {
+  documentsTable: string;
+  /** EC2 on AWS, the local fleet of agent processes locally. */
+  fleet: FleetPort;
+  /** Built from the stores: on AWS it registers hosts in them before it stores their secrets in SSM. */
+  provisioner: (stores: Pick<ReconcileDeps, 'events' | 'hosts'>) => HostProvisioner;
+  publisher: StatePublisher;
+  settings: ReconcileSettings;
+};
+
+/** The reconcile's dependencies: the same stores and plan store on AWS (index.ts) and in local mode. */
+export function buildReconcileDeps(options: ReconcileWiringOptions): ReconcileDeps {
+  const documents = buildDocumentStore(options);
+  const { events, hosts } = stores(options);
+  return {
+    events,
+    hosts,
+    documents,
+    plans: new DocumentPlanStore({
+      documents,
+      blobs: new S3Blobs({ client: options.s3, bucket: options.bucket }),
+    }),
+    fleet: options.fleet,
+    provisioner: options.provisioner({ events, hosts }),
+    publisher: options.publisher,
+    settings: options.settings,
+    now: () => new Date(),
   };
 }

@@ -6,72 +6,65 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import middy from '@middy/core';
-import { DynamoDocumentStore } from '../../shared/adapters/dynamo-document-store.ts';
-import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
-import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
 import { Ec2Fleet } from '../../shared/adapters/ec2-fleet.ts';
 import { KmsSecretCipher } from '../../shared/adapters/kms-cipher.ts';
 import { KmsStateSigner } from '../../shared/adapters/kms-state-signer.ts';
-import { S3Blobs } from '../../shared/adapters/s3-blobs.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
 import { SsmHostSecrets } from '../../shared/adapters/ssm-host-secrets.ts';
 import { newHostSecret } from '../../shared/signing.ts';
+import { buildReconcileDeps } from '../wiring.ts';
 import { loadReconcileConfig } from './config.ts';
 import { createReconcileHandler } from './handler.ts';
-import { DocumentPlanStore } from './plan-store.ts';
 
 // Built once per cold start; every step of every run reuses the clients.
 const config = loadReconcileConfig(process.env);
-const dynamodb = new DynamoDBClient({});
 const s3 = new S3Client({});
 const kms = new KMSClient({});
-const documents = new DynamoDocumentStore({ client: dynamodb, tableName: config.documentsTable });
-const events = new DynamoEventStore({ client: dynamodb, tableName: config.eventsTable });
-const hosts = new DynamoHostStore({ client: dynamodb, tableName: config.hostsTable });
 const signer = new KmsStateSigner({ client: kms, keyArn: config.signingKeyArn });
 // New hosts get the key in their boot script; fetched once per cold start, during the init phase.
 const controlPublicKeyPem = await signer.publicKeyPem();
 
 export const handler = middy(
-  createReconcileHandler({
-    events,
-    hosts,
-    documents,
-    plans: new DocumentPlanStore({ documents, blobs: new S3Blobs({ client: s3, bucket: config.bucket }) }),
-    fleet: new Ec2Fleet({
-      client: new EC2Client({}),
-      bucket: config.bucket,
-      agentArtifactUrl: config.agentArtifactUrl,
-      controlPublicKeyPem,
-      subnetIds: config.subnetIds,
-      securityGroupIds: config.securityGroupIds,
-      ...(config.instanceProfile ? { instanceProfile: config.instanceProfile } : {}),
-      ...(config.defaultImage ? { defaultImage: config.defaultImage } : {}),
-      ...(config.stackName ? { stack: config.stackName } : {}),
-    }),
-    provisioner: new SsmHostSecrets({
-      events,
-      hosts,
-      cipher: new KmsSecretCipher({ client: kms, keyId: config.secretsKeyId }),
-      ssm: new SSMClient({}),
-      prefix: config.secretParameterPrefix,
-      keyId: config.secretParameterKeyArn,
-      instanceArnPrefix: config.hostInstanceArnPrefix,
-      newSecret: newHostSecret,
-      now: () => new Date(),
-    }),
-    publisher: new SnsStatePublisher({
-      sns: new SNSClient({}),
-      sqs: new SQSClient({}),
+  createReconcileHandler(
+    buildReconcileDeps({
+      dynamodb: new DynamoDBClient({}),
       s3,
       bucket: config.bucket,
-      signer,
-      topicArns: config.stateTopicArns,
+      eventsTable: config.eventsTable,
+      hostsTable: config.hostsTable,
+      documentsTable: config.documentsTable,
+      fleet: new Ec2Fleet({
+        client: new EC2Client({}),
+        bucket: config.bucket,
+        agentArtifactUrl: config.agentArtifactUrl,
+        controlPublicKeyPem,
+        subnetIds: config.subnetIds,
+        securityGroupIds: config.securityGroupIds,
+        ...(config.instanceProfile ? { instanceProfile: config.instanceProfile } : {}),
+        ...(config.defaultImage ? { defaultImage: config.defaultImage } : {}),
+        ...(config.stackName ? { stack: config.stackName } : {}),
+      }),
+      provisioner: ({ events, hosts }) =>
+        new SsmHostSecrets({
+          events,
+          hosts,
+          cipher: new KmsSecretCipher({ client: kms, keyId: config.secretsKeyId }),
+          ssm: new SSMClient({}),
+          prefix: config.secretParameterPrefix,
+          keyId: config.secretParameterKeyArn,
+          instanceArnPrefix: config.hostInstanceArnPrefix,
+          newSecret: newHostSecret,
+          now: () => new Date(),
+        }),
+      publisher: new SnsStatePublisher({
+        sns: new SNSClient({}),
+        sqs: new SQSClient({}),
+        s3,
+        bucket: config.bucket,
+        signer,
+        topicArns: config.stateTopicArns,
+      }),
+      settings: { pollSeconds: config.pollSeconds, checkWindowMs: config.checkWindowMs },
     }),
-    settings: {
-      pollSeconds: config.pollSeconds,
-      checkWindowMs: config.checkWindowMs,
-    },
-    now: () => new Date(),
-  }),
+  ),
 );

@@ -1,26 +1,14 @@
 import { ConflictError, NotFoundError } from '../../shared/errors.ts';
 import type { Plan } from '../../shared/groups/model.ts';
-import type { DocumentStore } from '../../shared/groups/ports.ts';
+import type { BlobStore, DocumentStore, PlanStore } from '../../shared/groups/ports.ts';
 
-/** Where a reconcile run keeps its plan between steps. */
-export interface PlanStore {
-  save(planId: string, plan: Plan, at: Date): Promise<void>;
-  load(planId: string): Promise<Plan>;
-  /** Records that a wave converged: the next wave may only be applied after that. */
-  markConverged(planId: string, wave: number, at: Date): Promise<void>;
-  converged(planId: string): Promise<ReadonlySet<number>>;
-}
+export type { BlobStore, PlanStore };
 
 /** A plan document holds the plan itself, or where it went when it was too large for an item. */
 type PlanDocument = ({ plan: Plan } | { ref: { bucket: string; key: string } }) & { converged?: number[] };
 
 /** Below DynamoDB's 400 KB item limit with room for the attribute names and the other members. */
 export const INLINE_PLAN_LIMIT_BYTES = 300 * 1024;
-
-export interface BlobStore {
-  put(key: string, body: string): Promise<{ bucket: string; key: string }>;
-  get(ref: { bucket: string; key: string }): Promise<string>;
-}
 
 export const PLAN_PREFIX = 'plans/';
 

@@ -4,12 +4,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { ReconcileDeps } from '../../functions/reconcile/handler.ts';
-import { DocumentPlanStore } from '../../functions/reconcile/plan-store.ts';
-import { DynamoDocumentStore } from '../../shared/adapters/dynamo-document-store.ts';
-import { DynamoEventStore } from '../../shared/adapters/dynamo-event-store.ts';
-import { DynamoHostStore } from '../../shared/adapters/dynamo-host-store.ts';
+import { buildReconcileDeps } from '../../functions/wiring.ts';
 import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
-import { S3Blobs } from '../../shared/adapters/s3-blobs.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
 import { statusOf } from '../../shared/fold.ts';
 import { inboxQueueName } from '../../shared/groups/fanout.ts';
@@ -86,8 +82,6 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     signer,
     topicArns,
   });
-  const documents = new DynamoDocumentStore({ client: dynamodb, tableName: options.tables.documents });
-  const hosts = new DynamoHostStore({ client: dynamodb, tableName: options.tables.hosts });
   const secretFile = (hostId: string) => join(paths.hostSecrets, `${hostId}.secret`);
 
   let stopping = false;
@@ -139,16 +133,16 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     }),
   });
 
-  const deps: ReconcileDeps = {
-    events: new DynamoEventStore({ client: dynamodb, tableName: options.tables.events }),
-    hosts,
-    documents,
-    plans: new DocumentPlanStore({
-      documents,
-      blobs: new S3Blobs({ client: s3Direct, bucket: options.bucket }),
-    }),
+  // The same wiring as the deployed function's index.ts, with the local fleet and registration.
+  const deps: ReconcileDeps = buildReconcileDeps({
+    dynamodb,
+    s3: s3Direct,
+    bucket: options.bucket,
+    eventsTable: options.tables.events,
+    hostsTable: options.tables.hosts,
+    documentsTable: options.tables.documents,
     fleet: fleetPort,
-    provisioner,
+    provisioner: () => provisioner,
     publisher,
     settings: {
       pollSeconds: options.reconcilePollSeconds ?? 1,
@@ -156,8 +150,8 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
       // The local store answers in a millisecond: looking often costs nothing and shortens every wave.
       checkIntervalMs: 50,
     },
-    now: () => new Date(),
-  };
+  });
+  const { hosts } = deps;
   const reconcile = new LazyLocalReconcileStarter(async () => {
     // aws-cdk-lib takes seconds to load: only a run that is actually started pays for synthesizing the ASL.
     const [{ reconcileAsl }, { LocalStateMachine }, { LocalReconcileStarter }, { createReconcileHandler }] =

@@ -1,6 +1,6 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { BlobStore } from '../../functions/reconcile/plan-store.ts';
 import { NotFoundError } from '../errors.ts';
+import type { BlobStore } from '../groups/ports.ts';
 
 /** Where plans too large for a document go: the bucket the reconcile is given, under the key it names. */
 export class S3Blobs implements BlobStore {

@@ -5,9 +5,9 @@
  * that only the instance named in its tag may read; locally, a file beside the agent process.
  */
 import type { HostIdentity } from '../host-registration.ts';
-import type { FleetInstance, FleetPort, LaunchRequest } from './ports.ts';
+import type { FleetInstance, FleetPort, HostProvisioner, LaunchRequest } from './ports.ts';
 
-export type { HostIdentity };
+export type { HostIdentity, HostProvisioner };
 
 /** Tags of a host's secret parameter. */
 export const SECRET_PARAMETER_TAGS = {
@@ -18,13 +18,6 @@ export const SECRET_PARAMETER_TAGS = {
    */
   instanceArn: 'fleetfold:instance-arn',
 } as const;
-
-export interface HostProvisioner {
-  /** Registers the host (once) and stores its secret; returns where its machine finds it (LaunchRequest.secretRef). Idempotent. */
-  prepare(host: HostIdentity): Promise<string>;
-  /** Lets this instance, and no other, read the host's secret. Idempotent. */
-  bind(hostId: string, instance: FleetInstance): Promise<void>;
-}
 
 /**
  * Launches a host through the fleet, its secret in place first. `existing` is a live instance found before

@@ -3,7 +3,6 @@
  * waves after it are planned from where this one leaves the cluster.
  */
 import type { Action, DesiredHostState, Plan, Wave } from './model.ts';
-import type { LoadBalancers } from './planner-load-balancers.ts';
 import type { Slot } from './planner-projection.ts';
 
 type StatefulAction = Extract<Action, { state: DesiredHostState }>;
@@ -88,11 +87,16 @@ function next(
   };
 }
 
+/** What rides along in every wave: the load balancers (planner-load-balancers.ts) add their new upstreams. */
+export interface WaveFlusher {
+  flush(wave: WaveWriter): void;
+}
+
 export class PlanWriter {
   private readonly waves: Wave[] = [];
   private readonly deferred = new Map<string, string>();
 
-  constructor(private readonly balancers: LoadBalancers) {}
+  constructor(private readonly balancers: WaveFlusher) {}
 
   /** One wave; load balancers whose members changed get their new upstreams in it. Empty waves vanish. */
   wave(fill: (wave: WaveWriter) => void): void {

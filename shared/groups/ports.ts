@@ -1,7 +1,8 @@
 /**
  * Ports added for desired state and reconcile (issue 3). Adapters live in shared/adapters/, like the others.
  */
-import type { DesiredHostState } from './model.ts';
+import type { HostIdentity } from '../hosts/host-decider.ts';
+import type { DesiredHostState, Plan } from './model.ts';
 
 /* ───────────── Documents: projections that are not hosts (groups, rollouts, desired host states) ───────────── */
 
@@ -112,4 +113,32 @@ export interface ReconcileStarter {
     rolloutId?: string;
     dedupeKey: string;
   }): Promise<{ executionId: string }>;
+}
+
+/* ───────────── The reconcile's own state between steps, and host secrets ───────────── */
+
+/** Where a reconcile run keeps its plan between steps. */
+export interface PlanStore {
+  save(planId: string, plan: Plan, at: Date): Promise<void>;
+  load(planId: string): Promise<Plan>;
+  /** Records that a wave converged: the next wave may only be applied after that. */
+  markConverged(planId: string, wave: number, at: Date): Promise<void>;
+  converged(planId: string): Promise<ReadonlySet<number>>;
+}
+
+/** Large bodies kept beside the documents (S3). */
+export interface BlobStore {
+  put(key: string, body: string): Promise<{ bucket: string; key: string }>;
+  get(ref: { bucket: string; key: string }): Promise<string>;
+}
+
+/**
+ * A host's identity before and after its machine exists: registered with a secret kept where only its machine
+ * will read it (prepare), then that machine, and no other, allowed to read it (bind).
+ */
+export interface HostProvisioner {
+  /** Registers the host (once) and stores its secret; returns where its machine finds it (LaunchRequest.secretRef). Idempotent. */
+  prepare(host: HostIdentity): Promise<string>;
+  /** Lets this instance, and no other, read the host's secret. Idempotent. */
+  bind(hostId: string, instance: FleetInstance): Promise<void>;
 }
