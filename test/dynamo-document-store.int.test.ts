@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
@@ -48,6 +49,15 @@ function freshId(prefix = 'd'): string {
 async function rawItem(tableName: string, key: string) {
   const doc = DynamoDBDocumentClient.from(raw);
   return (await doc.send(new GetCommand({ TableName: tableName, Key: { key }, ConsistentRead: true }))).Item;
+}
+
+/** A store that never compresses: the byte accounting of an item, exactly. */
+function plainStore() {
+  return new DynamoDocumentStore({
+    client: raw,
+    tableName: dynamo.tables.documents as string,
+    compressAboveBytes: Number.POSITIVE_INFINITY,
+  });
 }
 
 describe('DynamoDocumentStore', () => {
@@ -129,6 +139,7 @@ describe('DynamoDocumentStore', () => {
       client: raw,
       tableName: dynamo.tables.documents as string,
       onCapacity: meter.onCapacity,
+      compressAboveBytes: Number.POSITIVE_INFINITY,
     });
     const error = await metered
       .put('plan', id, { blob: 'x'.repeat(MAX_DOCUMENT_ITEM_BYTES) }, 0, at)
@@ -159,16 +170,39 @@ describe('DynamoDocumentStore', () => {
     const fixed =
       overhead + 'updatedAt'.length + at.toISOString().length + JSON.stringify({ blob: '' }).length;
     const blob = 'y'.repeat(MAX_DOCUMENT_ITEM_BYTES - fixed);
-    const written = await store.put('plan', id, { blob }, 0, at);
+    const written = await plainStore().put('plan', id, { blob }, 0, at);
     expect((await store.get<{ blob: string }>('plan', id))?.body.blob.length).toBe(blob.length);
     expect(written.version).toBe(1);
-    await expect(store.put('plan', id, { blob: `${blob}z` }, 1, at)).rejects.toBeInstanceOf(TooLargeError);
+    await expect(plainStore().put('plan', id, { blob: `${blob}z` }, 1, at)).rejects.toBeInstanceOf(
+      TooLargeError,
+    );
   });
 
   it('counts multi-byte characters by their UTF-8 size', async () => {
     const id = freshId();
     const body = { blob: '€'.repeat(Math.ceil(MAX_DOCUMENT_ITEM_BYTES / 3)) };
-    await expect(store.put('plan', id, body, 0, at)).rejects.toBeInstanceOf(TooLargeError);
+    await expect(plainStore().put('plan', id, body, 0, at)).rejects.toBeInstanceOf(TooLargeError);
+  });
+
+  it('stores a large body gzipped (a rollout naming 10,000 hosts twice fits an item) and reads it back', async () => {
+    const id = freshId();
+    const hosts = Array.from({ length: 10_000 }, (_, index) => `media-eu-media-${index + 1}`);
+    const body = { waves: [{ index: 0, hosts }], hosts: { done: [], pending: hosts, failed: [] } };
+    expect(JSON.stringify(body).length).toBeGreaterThan(MAX_DOCUMENT_ITEM_BYTES);
+
+    await store.put('rollout', id, body, 0, at);
+
+    expect((await store.get('rollout', id))?.body).toEqual(body);
+    const item = await rawItem(dynamo.tables.documents as string, `rollout#${id}`);
+    expect(item?.body).toBeUndefined();
+    expect(item?.bodyGzip).toBeInstanceOf(Uint8Array);
+    expect((item?.bodyGzip as Uint8Array | undefined)?.byteLength).toBeLessThan(MAX_DOCUMENT_ITEM_BYTES / 4);
+  });
+
+  it('still refuses a body that does not compress below the item limit', async () => {
+    const id = freshId();
+    const blob = randomBytes(MAX_DOCUMENT_ITEM_BYTES).toString('base64');
+    await expect(store.put('plan', id, { blob }, 0, at)).rejects.toBeInstanceOf(TooLargeError);
   });
 
   it('keeps every document in a partition of its own, keyed by kind and id', async () => {
@@ -236,6 +270,7 @@ describe('DynamoDocumentStore', () => {
       client: raw,
       tableName: dynamo.tables.documents as string,
       onCapacity: meter.onCapacity,
+      compressAboveBytes: Number.POSITIVE_INFINITY,
     });
     const id = freshId();
     await metered.put('group', id, { a: 1 }, 0, at);

@@ -1,18 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { foldEvents } from '../shared/command/decider.ts';
 import { ConflictError, NotFoundError, StaleVersionError, ValidationError } from '../shared/errors.ts';
-import type { NewEvent, RecordedEvent } from '../shared/events.ts';
+import type { NewEvent } from '../shared/events.ts';
 import { parseGroupDefinition } from '../shared/groups/compile.ts';
 import type { GroupEvent, RolloutRequested } from '../shared/groups/events.ts';
-import {
-  changesService,
-  type GroupCommand,
-  type GroupOutcome,
-  groupDecider,
-} from '../shared/groups/group-decider.ts';
+import { changesService, type GroupCommand, groupDecider } from '../shared/groups/group-decider.ts';
 import { documentOf, type GroupState, stateOfDocument } from '../shared/groups/group-state.ts';
 import type { GroupDefinition, HostTypeDefinition, RolloutStatus } from '../shared/groups/model.ts';
+import { deciderSpec } from './support/decider-spec.ts';
 
 const DEMO = parseGroupDefinition(
   readFileSync(new URL('../events/groups/demo-telephony.yaml', import.meta.url), 'utf8'),
@@ -37,63 +32,12 @@ const withMediaVersion = (version: string) =>
 
 /* ───────────── given / when / then over the decider ───────────── */
 
-/** What a specification says of an event: its type, id, and any part of its data. */
-interface ExpectedEvent {
-  type?: GroupEvent['type'];
-  eventId?: string;
-  data?: Record<string, unknown>;
-}
-
-function record(events: readonly NewEvent<GroupEvent>[]): RecordedEvent<GroupEvent>[] {
-  return events.map(
-    (event, index) =>
-      ({
-        ...event,
-        stream: 'group#demo',
-        version: index + 1,
-        recordedAt: AT.toISOString(),
-      }) as RecordedEvent<GroupEvent>,
-  );
-}
-
-function given(...history: NewEvent<GroupEvent>[]) {
-  const state = foldEvents(groupDecider, groupDecider.initial, record(history));
-  return {
-    state,
-    when(command: GroupCommand) {
-      const decide = () => groupDecider.decide(command, state, { name: 'demo' });
-      return {
-        thenEvents(expected: readonly ExpectedEvent[]) {
-          const { events } = decide();
-          expect(events).toHaveLength(expected.length);
-          for (const [index, event] of expected.entries()) expect(events[index]).toMatchObject(event);
-          return decide();
-        },
-        thenNothing(outcome?: Partial<GroupOutcome>) {
-          const decision = decide();
-          expect(decision.events).toEqual([]);
-          if (outcome) expect(decision.outcome).toMatchObject(outcome);
-        },
-        thenRejects(error: new (...args: never[]) => Error, message?: RegExp | string) {
-          expect(decide).toThrow(error);
-          if (message !== undefined) expect(decide).toThrow(message);
-          try {
-            decide();
-          } catch (thrown) {
-            return thrown as ConflictError;
-          }
-          throw new Error('unreachable');
-        },
-      };
-    },
-  };
-}
-
-/** Appends what the command decides to the history: the state the next command is decided on. */
-function played(history: NewEvent<GroupEvent>[], command: GroupCommand): NewEvent<GroupEvent>[] {
-  const state = foldEvents(groupDecider, groupDecider.initial, record(history));
-  return [...history, ...groupDecider.decide(command, state, { name: 'demo' }).events];
-}
+/** `played(history, command)` appends what the command decides to the history: the state the next one is decided on. */
+const { given, played } = deciderSpec(groupDecider, {
+  stream: 'group#demo',
+  recordedAt: AT.toISOString(),
+  context: { name: 'demo' },
+});
 
 /* ───────────── events ───────────── */
 

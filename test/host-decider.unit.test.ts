@@ -1,18 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { foldEvents } from '../shared/command/decider.ts';
 import { ConflictError, NotFoundError } from '../shared/errors.ts';
 import { type HostEvent, hostStream, type NewEvent, type RecordedEvent } from '../shared/events.ts';
 import type { DesiredHostState } from '../shared/groups/model.ts';
 import {
   evolveHost,
   type HostCommand,
-  type HostContext,
   type HostStreamState,
   hostDecider,
 } from '../shared/hosts/host-decider.ts';
 import type { IngestConfig } from '../shared/ingest.ts';
 import { DEFAULT_BANDS } from '../shared/metrics.ts';
 import { newHostSecret, signSnapshot } from '../shared/signing.ts';
+import { deciderSpec } from './support/decider-spec.ts';
 import { machineState, unsignedSnapshot } from './support/fixtures.ts';
 
 const T0 = new Date('2026-11-25T10:00:00.000Z');
@@ -31,37 +30,12 @@ const registered: NewEvent = {
   data: { ...IDENTITY, registeredAt: T0.toISOString() },
 };
 
-function recorded(events: readonly NewEvent<HostEvent>[]): RecordedEvent<HostEvent>[] {
-  return events.map((event, index) => ({
-    ...event,
-    stream: hostStream('cr-1'),
-    version: index + 1,
-    recordedAt: T0.toISOString(),
-  })) as RecordedEvent<HostEvent>[];
-}
-
-/** given(events).when(command).thenEmits(events) — or .thenRefuses(error). */
-function given(...history: NewEvent<HostEvent>[]) {
-  const state = foldEvents(hostDecider, hostDecider.initial, recorded(history));
-  return {
-    state,
-    when(command: HostCommand, ctx: HostContext = { secret: SECRET }) {
-      const decide = () => hostDecider.decide(command, state, ctx);
-      return {
-        decide,
-        thenEmits(expected: unknown[]) {
-          const decision = decide();
-          expect(decision.events).toEqual(expected);
-          return decision.outcome;
-        },
-        thenRefuses(error: new (...args: never[]) => Error, message?: string) {
-          expect(decide).toThrow(error);
-          if (message !== undefined) expect(decide).toThrow(message);
-        },
-      };
-    },
-  };
-}
+/** given(events).when(command, ctx?).thenEmits(events) — or .thenRejects(error). */
+const { given, record: recorded } = deciderSpec(hostDecider, {
+  stream: hostStream('cr-1'),
+  recordedAt: T0.toISOString(),
+  context: { secret: SECRET },
+});
 
 function observe(seq: number, state = machineState(), at = T0, now = at): HostCommand {
   const snapshot = signSnapshot(SECRET, unsignedSnapshot(seq, at, state));
@@ -121,7 +95,7 @@ describe('hostDecider: Register', () => {
   it('rejects registering a host twice', () => {
     given(registered)
       .when({ type: 'Register', host: IDENTITY, at: T0 })
-      .thenRefuses(ConflictError, 'host cr-1 exists');
+      .thenRejects(ConflictError, 'host cr-1 exists');
   });
 });
 
@@ -237,7 +211,7 @@ describe('hostDecider: RecordTermination', () => {
   });
 
   it('rejects the end of a host that is not registered', () => {
-    given().when(command('i-1')).thenRefuses(NotFoundError);
+    given().when(command('i-1')).thenRejects(NotFoundError);
   });
 });
 
@@ -273,7 +247,7 @@ describe('hostDecider: Assign', () => {
   });
 
   it('rejects assigning a state to a host that is not registered', () => {
-    given().when(command(1)).thenRefuses(NotFoundError, 'host is not registered');
+    given().when(command(1)).thenRejects(NotFoundError, 'host is not registered');
   });
 });
 

@@ -1,7 +1,7 @@
 import { AddTagsToResourceCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createReconcileHandler, type PlanRef } from '../functions/reconcile/handler.ts';
+import { createReconcileHandler } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
 import { SsmHostSecrets } from '../shared/adapters/ssm-host-secrets.ts';
 import { hostStream } from '../shared/events.ts';
@@ -21,7 +21,7 @@ import {
   MemoryEventStore,
   MemoryHostStore,
 } from './support/memory-stores.ts';
-import { holdLease } from './support/reconcile-fixtures.ts';
+import { holdLease, planRef } from './support/reconcile-fixtures.ts';
 
 /*
  * The Apply step launching a host on EC2's terms: the real SSM provisioner (SSM itself mocked) and in-memory
@@ -144,19 +144,7 @@ async function given(live: FleetInstance[] = []) {
     settings: { pollSeconds: 5 },
     now: () => NOW,
   });
-  const ref: PlanRef = {
-    planId: 'demo.run',
-    group: 'demo',
-    run: 'demo.run',
-    lease: 'held',
-    ticket: null,
-    revert: false,
-    rolloutId: null,
-    waves: [0],
-    deadlineSeconds: 300,
-    pollSeconds: 5,
-    followUps: 0,
-  };
+  const ref = planRef({ waves: [0], deadlineSeconds: 300, pollSeconds: 5 });
   return {
     fleet,
     publisher,

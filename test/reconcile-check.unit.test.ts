@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createReconcileHandler, type PlanRef } from '../functions/reconcile/handler.ts';
+import { createReconcileHandler } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
 import type { CheckResult } from '../functions/reconcile/steps/types.ts';
 import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
@@ -10,7 +10,7 @@ import { commandRollout } from '../shared/rollouts/rollout-service.ts';
 import type { HostStatus } from '../shared/schemas.ts';
 import { machineState, registeredHost } from './support/fixtures.ts';
 import { MemoryDocumentStore, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
-import { holdLease, plannedRollout, runningGroup } from './support/reconcile-fixtures.ts';
+import { holdLease, plannedRollout, planRef, runningGroup } from './support/reconcile-fixtures.ts';
 
 /*
  * The Check step on its own: given hosts reporting this or that, when the wave is checked at some time,
@@ -155,19 +155,12 @@ async function given(
     deferred: [],
   };
   await plans.save('demo.run', plan, at);
-  const ref: PlanRef = {
-    planId: 'demo.run',
-    group: 'demo',
-    run: 'demo.run',
-    lease: 'held',
-    ticket: null,
-    revert: false,
+  const ref = planRef({
     rolloutId: rolloutId ?? null,
     waves: [0],
     deadlineSeconds: DEADLINE_SECONDS,
     pollSeconds: 5,
-    followUps: 0,
-  };
+  });
   return {
     documents,
     plans,

@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { ReconcileDeps } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
 import { finishStep, MAX_FOLLOW_UPS, MAX_ROLLOUT_PASSES } from '../functions/reconcile/steps/finish.ts';
-import type { PlanRef } from '../functions/reconcile/steps/types.ts';
 import type { Plan } from '../shared/groups/model.ts';
 import { MemoryDocumentStore, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
-import { holdLease, plannedRollout, runningGroup } from './support/reconcile-fixtures.ts';
+import { holdLease, plannedRollout, planRef, runningGroup } from './support/reconcile-fixtures.ts';
 
 const AT = new Date('2030-01-01T00:00:00.000Z');
 
@@ -39,19 +38,11 @@ async function finishAfter(plan: Plan, followUps: number, rollout = false) {
   if (rolloutId) await plannedRollout(stage, rolloutId, [{ index: 0, hosts: ['demo-db-1'] }]);
   await holdLease(documents, 'demo', 'demo.run', AT);
   const deps = { documents, plans, events, hosts, now: () => AT };
-  const ref: PlanRef = {
-    planId: 'demo.run',
-    group: 'demo',
-    run: 'demo.run',
-    lease: 'held',
-    ticket: null,
-    revert: false,
+  const ref = planRef({
     rolloutId: rolloutId ?? null,
     waves: plan.waves.map((wave) => wave.index),
-    deadlineSeconds: 60,
-    pollSeconds: 1,
     followUps,
-  };
+  });
   return {
     ...(await finishStep(deps as unknown as ReconcileDeps, ref)),
     rolloutId: rolloutId ?? null,
@@ -136,20 +127,7 @@ describe('finishing a pass', () => {
       hosts: new MemoryHostStore(),
       now: () => AT,
     };
-    const ref: PlanRef = {
-      planId: 'demo.run',
-      group: 'demo',
-      run: 'demo.run',
-      lease: 'held',
-      ticket: null,
-      revert: false,
-      rolloutId: null,
-      waves: [],
-      deadlineSeconds: 60,
-      pollSeconds: 1,
-      followUps: 0,
-    };
-    expect(await finishStep(deps as unknown as ReconcileDeps, ref)).toMatchObject({ again: true });
+    expect(await finishStep(deps as unknown as ReconcileDeps, planRef())).toMatchObject({ again: true });
     expect((await documents.get('lease', 'demo'))?.body).toMatchObject({
       holder: 'demo.run',
       issued: 1,

@@ -817,6 +817,53 @@ async function everyHost(group: string, hostType: string) {
   );
 }
 
+/**
+ * A control plane that dies mid-rollout: the group (4 media hosts) started, a rollout of media 2.2.0 requested,
+ * and its run stopped once one media host runs 2.2.0. `restart()` brings up a new control plane (its runs
+ * forgotten) a minute later, which the group service then starts its runs on.
+ */
+async function orphanRollout(group: string) {
+  let current: Harness | undefined;
+  let offset = 0;
+  const clock = () => new Date(Date.now() + offset);
+  const service = relayedService(() => current as Harness, clock);
+  await service.defineGroup(group, JSON.stringify(definition(group, 4)), 'json');
+  let dying = false;
+  const first = harness({
+    now: clock,
+    around: async (event, invoke) => {
+      if (dying) return new Promise(() => {});
+      const result = await invoke();
+      // One media host reached the new version: the control plane dies here.
+      if (
+        event.step === 'check' &&
+        (await everyHost(group, 'media')).some((h) => h.observed?.software.media?.version === '2.2.0')
+      ) {
+        dying = true;
+        setImmediate(() => first.starter.stop());
+      }
+      return result;
+    },
+  });
+  current = first;
+  const started = await service.startGroup(group);
+  expect((await first.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
+  const { rollout, executionId } = await service.requestRollout(group, {
+    service: 'media',
+    version: '2.2.0',
+  });
+  expect((await first.starter.outcome(executionId as string))?.status).toBe('FAILED');
+  return {
+    service,
+    rollout,
+    restart(): Harness {
+      offset = 60_000;
+      current = harness({ now: clock });
+      return current;
+    },
+  };
+}
+
 describe('one reconcile acts on a group at a time', () => {
   it("folds a rollout requested during the start run's follow-up pass into that run: every host ends on the target", async () => {
     let h: Harness | undefined;
@@ -877,43 +924,12 @@ describe('one reconcile acts on a group at a time', () => {
   });
 
   it('resumes a rollout whose run died (a control-plane restart) once its lease ran out, and finishes it', async () => {
-    let current: Harness | undefined;
-    let offset = 0;
-    const clock = () => new Date(Date.now() + offset);
-    const service = relayedService(() => current as Harness, clock);
-    await service.defineGroup('orphan', JSON.stringify(definition('orphan', 4)), 'json');
-    let dying = false;
-    const first = harness({
-      now: clock,
-      around: async (event, invoke) => {
-        if (dying) return new Promise(() => {});
-        const result = await invoke();
-        // One media host reached the new version: the control plane dies here.
-        if (
-          event.step === 'check' &&
-          (await everyHost('orphan', 'media')).some((h) => h.observed?.software.media?.version === '2.2.0')
-        ) {
-          dying = true;
-          setImmediate(() => first.starter.stop());
-        }
-        return result;
-      },
-    });
-    current = first;
-    const started = await service.startGroup('orphan');
-    expect((await first.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
-    const { rollout, executionId } = await service.requestRollout('orphan', {
-      service: 'media',
-      version: '2.2.0',
-    });
-    expect((await first.starter.outcome(executionId as string))?.status).toBe('FAILED');
+    const { service, rollout, restart } = await orphanRollout('orphan');
     const mixed = (await everyHost('orphan', 'media')).map((host) => host.observed?.software.media?.version);
     expect(new Set(mixed)).toEqual(new Set(['2.1.0', '2.2.0']));
 
     // The restart: a new control plane (its runs forgotten), a minute later, asks for the group's run again.
-    offset = 60_000;
-    const second = harness({ now: clock });
-    current = second;
+    const second = restart();
     const resumed = await service.startGroup('orphan');
     expect((await second.starter.outcome(resumed.executionId))?.status).toBe('SUCCEEDED');
 
@@ -929,41 +945,8 @@ describe('one reconcile acts on a group at a time', () => {
   });
 
   it('reverts an orphaned rollout on abort: its run is gone, the abort starts one, every host goes back', async () => {
-    let current: Harness | undefined;
-    let offset = 0;
-    const clock = () => new Date(Date.now() + offset);
-    const service = relayedService(() => current as Harness, clock);
-    await service.defineGroup('orphan-abort', JSON.stringify(definition('orphan-abort', 4)), 'json');
-    let dying = false;
-    const first = harness({
-      now: clock,
-      around: async (event, invoke) => {
-        if (dying) return new Promise(() => {});
-        const result = await invoke();
-        if (
-          event.step === 'check' &&
-          (await everyHost('orphan-abort', 'media')).some(
-            (h) => h.observed?.software.media?.version === '2.2.0',
-          )
-        ) {
-          dying = true;
-          setImmediate(() => first.starter.stop());
-        }
-        return result;
-      },
-    });
-    current = first;
-    const started = await service.startGroup('orphan-abort');
-    expect((await first.starter.outcome(started.executionId))?.status).toBe('SUCCEEDED');
-    const { rollout, executionId } = await service.requestRollout('orphan-abort', {
-      service: 'media',
-      version: '2.2.0',
-    });
-    expect((await first.starter.outcome(executionId as string))?.status).toBe('FAILED');
-
-    offset = 60_000;
-    const second = harness({ now: clock });
-    current = second;
+    const { service, rollout, restart } = await orphanRollout('orphan-abort');
+    const second = restart();
     const aborted = await service.commandRollout(rollout.id, 'abort');
     expect(aborted.executionId).toBeDefined();
     await second.starter.outcome(aborted.executionId as string);

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { foldEvents } from '../shared/command/decider.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../shared/errors.ts';
-import type { NewEvent, RecordedEvent } from '../shared/events.ts';
+import type { NewEvent } from '../shared/events.ts';
 import type { RolloutRequested } from '../shared/groups/events.ts';
 import type { Rollout, RolloutStatus } from '../shared/groups/model.ts';
 import { type RolloutCommand, rolloutDecider } from '../shared/rollouts/rollout-decider.ts';
 import type { RolloutEvent } from '../shared/rollouts/rollout-events.ts';
+import { deciderSpec, type ExpectedEvent } from './support/decider-spec.ts';
 
 const AT = new Date('2031-02-03T04:05:06.000Z');
 const LATER = new Date('2031-02-03T04:06:00.000Z');
@@ -22,56 +22,25 @@ const request: RolloutRequested['data'] = {
 
 /* ───────────── given / when / then over the decider ───────────── */
 
-/** What a specification says of an event: its type, id, and any part of its data. */
-interface ExpectedEvent {
-  type?: RolloutEvent['type'];
-  eventId?: string;
-  data?: Record<string, unknown>;
-}
-
-function record(events: readonly NewEvent<RolloutEvent>[]): RecordedEvent<RolloutEvent>[] {
-  return events.map(
-    (event, index) =>
-      ({
-        ...event,
-        stream: `rollout#${ID}`,
-        version: index + 1,
-        recordedAt: AT.toISOString(),
-      }) as RecordedEvent<RolloutEvent>,
-  );
-}
-
-function stateOf(history: readonly NewEvent<RolloutEvent>[]) {
-  return foldEvents(rolloutDecider, rolloutDecider.initial, record(history));
-}
+const spec = deciderSpec(rolloutDecider, {
+  stream: `rollout#${ID}`,
+  recordedAt: AT.toISOString(),
+  context: { rolloutId: ID },
+});
+const { stateOf } = spec;
 
 function given(...history: NewEvent<RolloutEvent>[]) {
-  const state = stateOf(history);
+  const { when } = spec.given(...history);
   return {
     when(command: RolloutCommand) {
-      const decide = () => rolloutDecider.decide(command, state, { rolloutId: ID });
+      const then = when(command);
       return {
+        ...then,
         /** The events decided, and the rollout they fold into. */
-        thenEvents(expected: readonly ExpectedEvent[]): Rollout {
-          const { events } = decide();
-          expect(events).toHaveLength(expected.length);
-          for (const [index, event] of expected.entries()) expect(events[index]).toMatchObject(event);
-          const rollout = stateOf([...history, ...events]).rollout;
+        thenEvents(expected: readonly ExpectedEvent<RolloutEvent>[]): Rollout {
+          const { rollout } = then.thenEvents(expected).state;
           if (!rollout) throw new Error('no rollout');
           return rollout;
-        },
-        thenNothing() {
-          expect(decide().events).toEqual([]);
-        },
-        thenRejects(error: new (...args: never[]) => Error, message?: RegExp | string): ConflictError {
-          expect(decide).toThrow(error);
-          if (message !== undefined) expect(decide).toThrow(message);
-          try {
-            decide();
-          } catch (thrown) {
-            return thrown as ConflictError;
-          }
-          throw new Error('unreachable');
         },
       };
     },
@@ -80,10 +49,7 @@ function given(...history: NewEvent<RolloutEvent>[]) {
 
 /** The history after the reconcile and operators gave these commands (each must be accepted or a no-op). */
 function played(...commands: RolloutCommand[]): NewEvent<RolloutEvent>[] {
-  const history: NewEvent<RolloutEvent>[] = [];
-  for (const command of commands)
-    history.push(...rolloutDecider.decide(command, stateOf(history), { rolloutId: ID }).events);
-  return history;
+  return spec.played([], ...commands);
 }
 
 const create: RolloutCommand = { type: 'Request', group: 'demo', request };

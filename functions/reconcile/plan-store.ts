@@ -1,6 +1,7 @@
-import { ConflictError, NotFoundError } from '../../shared/errors.ts';
+import { NotFoundError } from '../../shared/errors.ts';
 import type { Plan } from '../../shared/groups/model.ts';
 import type { BlobStore, DocumentStore, PlanStore } from '../../shared/groups/ports.ts';
+import { retryOnConflict } from '../../shared/retry.ts';
 
 export type { BlobStore, PlanStore };
 
@@ -36,23 +37,18 @@ export class DocumentPlanStore implements PlanStore {
   }
 
   async markConverged(planId: string, wave: number, at: Date): Promise<void> {
-    for (let attempt = 1; ; attempt += 1) {
+    await retryOnConflict(async () => {
       const document = await this.#document(planId);
       const converged = document.body.converged ?? [];
       if (converged.includes(wave)) return;
-      try {
-        await this.#documents.put(
-          'plan',
-          planId,
-          { ...document.body, converged: [...converged, wave] },
-          document.version,
-          at,
-        );
-        return;
-      } catch (error) {
-        if (!(error instanceof ConflictError) || attempt >= 5) throw error;
-      }
-    }
+      await this.#documents.put(
+        'plan',
+        planId,
+        { ...document.body, converged: [...converged, wave] },
+        document.version,
+        at,
+      );
+    });
   }
 
   async converged(planId: string): Promise<ReadonlySet<number>> {

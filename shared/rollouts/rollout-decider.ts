@@ -17,7 +17,7 @@ import type { NewEvent, RecordedEvent } from '../events.ts';
 import type { RolloutRequested } from '../groups/events.ts';
 import { isFinalRolloutStatus } from '../groups/group-state.ts';
 import type { Rollout, RolloutStatus } from '../groups/model.ts';
-import type { RolloutEvent } from './rollout-events.ts';
+import { plannedTargets, type RolloutEvent } from './rollout-events.ts';
 
 export type OperatorVerb = 'pause' | 'resume' | 'abort';
 
@@ -127,7 +127,7 @@ export function evolveRollout(state: RolloutState, event: RecordedEvent<RolloutE
         // even when a later plan has nothing left to do to it (it was told, and has not reported yet).
         hosts: {
           ...current.hosts,
-          pending: without(union(current.hosts.pending, event.data.targets), current.hosts.done),
+          pending: without(union(current.hosts.pending, plannedTargets(event.data)), current.hosts.done),
         },
       });
     case 'RolloutWaveStarted':
@@ -221,17 +221,24 @@ export const rolloutDecider: Decider<
         if (final) return UNCHANGED;
         const next = plannedStatus(status);
         const waves = plannedWaves(command.waves);
-        const pending = without(command.targets, rollout.hosts.done);
+        const pending = without(union(rollout.hosts.pending, command.targets), rollout.hosts.done);
         const same =
           next === status &&
-          JSON.stringify(waves) === JSON.stringify(rollout.waves) &&
+          JSON.stringify(waves) === JSON.stringify(currentWaves(rollout)) &&
           JSON.stringify(pending) === JSON.stringify(rollout.hosts.pending);
         if (same) return UNCHANGED;
+        const inWaves = new Set(command.waves.flatMap((wave) => wave.hosts));
+        const alsoTargets = command.targets.filter((host) => !inWaves.has(host));
         return emit(
           {
             type: 'RolloutPlanned',
             eventId: eventId('planned'),
-            data: { run: command.run, waves: command.waves, targets: command.targets, at },
+            data: {
+              run: command.run,
+              waves: command.waves,
+              ...(alsoTargets.length > 0 ? { alsoTargets } : {}),
+              at,
+            },
           },
           next !== status,
         );

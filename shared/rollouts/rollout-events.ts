@@ -22,10 +22,26 @@ export interface RolloutResumed {
   data: { at: string };
 }
 
-/** A reconcile pass planned it: the waves it will go through and every host it is to reach. */
+/**
+ * A reconcile pass planned it: the waves it will go through and every host it is to reach — the waves' hosts and
+ * `alsoTargets` (held back for now). Each host is named once: a rollout over 10,000 hosts must stay one event.
+ * Events from before `alsoTargets` carry all of them in `targets`.
+ */
 export interface RolloutPlanned {
   type: 'RolloutPlanned';
-  data: { run: string; waves: { index: number; hosts: string[] }[]; targets: string[]; at: string };
+  data: {
+    run: string;
+    waves: { index: number; hosts: string[] }[];
+    alsoTargets?: string[];
+    targets?: string[];
+    at: string;
+  };
+}
+
+/** Every host a plan is to reach. */
+export function plannedTargets(data: RolloutPlanned['data']): string[] {
+  if (data.targets) return data.targets;
+  return [...new Set([...data.waves.flatMap((wave) => wave.hosts), ...(data.alsoTargets ?? [])])];
 }
 
 export interface RolloutWaveStarted {

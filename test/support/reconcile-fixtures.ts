@@ -3,6 +3,7 @@
  * service, rollouts requested and moved through their commands, the group's lease held by a run.
  */
 
+import type { PlanRef } from '../../functions/reconcile/steps/types.ts';
 import { GroupService } from '../../shared/groups/group-service.ts';
 import type { RolloutRequest } from '../../shared/groups/model.ts';
 import type { DocumentStore } from '../../shared/groups/ports.ts';
@@ -60,4 +61,22 @@ export async function holdLease(
   now: Date,
 ): Promise<void> {
   await updateLease(documents, group, now, (lease) => claim(lease, run, now, 24 * 3600));
+}
+
+/** A pass's reference to its plan: run `demo.run` holding group `demo`, no rollout, no waves; `overrides` say what differs. */
+export function planRef(overrides: Partial<PlanRef> = {}): PlanRef {
+  return {
+    planId: 'demo.run',
+    group: 'demo',
+    run: 'demo.run',
+    lease: 'held',
+    ticket: null,
+    revert: false,
+    rolloutId: null,
+    waves: [],
+    deadlineSeconds: 60,
+    pollSeconds: 1,
+    followUps: 0,
+    ...overrides,
+  };
 }
