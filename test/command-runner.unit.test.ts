@@ -16,6 +16,7 @@ import type { EventStore, HostRecord, ReadEventsOptions } from '../shared/ports.
 import type { RetryPolicy } from '../shared/retry.ts';
 import { registeredHost } from './support/fixtures.ts';
 import { MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
+import { expectEachWriterLandedOnce } from './support/racing-writers.ts';
 
 const AT = new Date('2030-01-01T00:00:00.000Z');
 const NO_WAIT: RetryPolicy = { attempts: 60, backoffMs: () => 0 };
@@ -115,22 +116,8 @@ describe('runCommand', () => {
         ),
       ),
     );
-    const recorded = (await events.read(stream, { limit: 1000 })).events;
+    const ids = await expectEachWriterLandedOnce(events, stream, writers, eventsEach);
     const total = writers * eventsEach;
-    expect(recorded.map((event) => event.version)).toEqual(
-      Array.from({ length: total }, (_, index) => index + 1),
-    );
-    const ids = recorded.map((event) => event.eventId);
-    expect(new Set(ids).size).toBe(total);
-    for (let writer = 0; writer < writers; writer += 1) {
-      const mine = recorded.filter((event) => event.eventId.startsWith(`w${writer}-`));
-      expect(mine.map((event) => event.eventId)).toEqual(
-        entries(`w${writer}`, eventsEach).map((e) => e.eventId),
-      );
-      // One writer's events stay together: nobody appends into a range another writer claimed.
-      expect(mine.at(-1)?.version ?? 0).toBe((mine[0]?.version ?? 0) + eventsEach - 1);
-    }
-    expect(await events.currentVersion(stream)).toBe(total);
     // Whoever saved last, the projection is the newest state, never an older one over a newer.
     expect(projection.stored).toEqual({ version: total, ids });
     return results;
