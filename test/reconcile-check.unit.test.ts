@@ -46,6 +46,19 @@ interface HostReport {
   running?: string;
 }
 
+/** The rollout's target state of a host, as the wave's Apply assigned it. */
+function stateOf(hostId: string, stateVersion: number): DesiredHostState {
+  return {
+    hostId,
+    group: 'demo',
+    hostType: 'call-router',
+    stateVersion,
+    services: { 'call-router': { version: '1.5.0' } },
+    config: {},
+    mode: 'running',
+  };
+}
+
 /** What each host was told by the wave's Apply (state versions as the wave awaits them). */
 const ASSIGNED: Record<string, number> = { h1: 2, h2: 3 };
 
@@ -70,15 +83,7 @@ function host(report: HostReport): HostRecord {
     },
     metrics: { load: 0, sessions: { voice: report.sessions ?? 0, sms: 0, mms: 0, video: 0 } },
     assigned: {
-      state: {
-        hostId: report.hostId,
-        group: 'demo',
-        hostType: 'call-router',
-        stateVersion,
-        services: { 'call-router': { version: '1.5.0' } },
-        config: {},
-        mode: 'running',
-      },
+      state: stateOf(report.hostId, stateVersion),
       assignedAt: new Date(APPLIED_AT).toISOString(),
       by: { run: 'demo.run', rolloutId: 'r-1', reason: 'rollout' },
       version: 5,
@@ -127,15 +132,6 @@ async function given(
   }
   await holdLease(documents, 'demo', 'demo.run', at);
   const plans = new DocumentPlanStore({ documents });
-  const stateOf = (hostId: string, stateVersion: number): DesiredHostState => ({
-    hostId,
-    group: 'demo',
-    hostType: 'call-router',
-    stateVersion,
-    services: { 'call-router': { version: '1.5.0' } },
-    config: {},
-    mode: 'running',
-  });
   const plan: Plan = {
     group: 'demo',
     waves: [

@@ -43,7 +43,8 @@ export async function finishStep(deps: ReconcileDeps, ref: PlanRef): Promise<Fin
   const launched = plan.waves.some((wave) => wave.actions.some((action) => action.kind === 'launch'));
   const rollout = await loadRollout(deps.documents, ref.rolloutId);
   const rolloutOpen = rollout !== undefined && !isFinalRolloutStatus(rollout.status);
-  const status = rolloutOpen ? await settleRollout(deps, ref, rollout) : (rollout?.status ?? 'converged');
+  const settled = rolloutOpen ? await settleRollout(deps, ref, rollout) : rollout;
+  const status = settled?.status ?? 'converged';
   let again = (launched && ref.followUps < MAX_FOLLOW_UPS) || status === 'running' || status === 'reverting';
   const now = deps.now();
   const ttl = leaseSeconds(ref.pollSeconds);
@@ -62,31 +63,29 @@ export async function finishStep(deps: ReconcileDeps, ref: PlanRef): Promise<Fin
   if (lease.kind === 'again') again = true;
   // The rollout ended unsuccessfully in this pass: the execution says so, as a failed wave's run always did.
   const failed = !again && rolloutOpen && UNSUCCESSFUL.has(status);
-  const ended = failed ? await loadRollout(deps.documents, ref.rolloutId) : undefined;
   return {
     status,
     again,
     followUps: ref.followUps + 1,
     rolloutId: rolloutOpen && (status === 'running' || status === 'reverting') ? (rollout?.id ?? null) : null,
     failed,
-    cause: failed ? (status === 'aborted' ? 'aborted' : (ended?.error ?? `rollout ${status}`)) : null,
+    cause: failed ? (status === 'aborted' ? 'aborted' : (settled?.error ?? `rollout ${status}`)) : null,
   };
 }
 
-/** Succeeds, finishes the revert, goes on, or gives up: judged by what the hosts report now. */
-async function settleRollout(
-  deps: ReconcileDeps,
-  ref: PlanRef,
-  rollout: Rollout,
-): Promise<Rollout['status']> {
+/**
+ * Succeeds, finishes the revert, goes on, or gives up: judged by what the hosts report now. Returns the rollout
+ * as it then is (a paused one waits for its resume, which starts a run of its own).
+ */
+async function settleRollout(deps: ReconcileDeps, ref: PlanRef, rollout: Rollout): Promise<Rollout> {
+  if (rollout.status === 'paused') return rollout;
   const now = deps.now();
   const group = await loadGroup(deps.documents, ref.group);
   const reverting = rollout.status === 'reverting';
   const target = targetOf(rollout, group, reverting);
-  const hostIds = reverting
-    ? touchedHosts(rollout, await listGroupHosts(deps.hosts, ref.group))
-    : [...new Set([...rollout.hosts.done, ...rollout.hosts.pending, ...rollout.hosts.failed])].sort();
-  const records = await mapLimited(hostIds, 16, (hostId) => deps.hosts.get(hostId));
+  const { hostIds, records } = reverting
+    ? await touchedRecords(deps, ref.group, rollout)
+    : await targetedRecords(deps, rollout);
   // A host that is gone (terminated, retired) has nothing left to report; its replacement is a host of its own.
   // One that has not reported at all is behind.
   const behind = hostIds.filter((_, position) => {
@@ -94,18 +93,31 @@ async function settleRollout(
     if (record && (record.status === 'stopped' || isTerminated(record))) return false;
     return !reportsTarget(record, target);
   });
-  if (rollout.status === 'paused') return 'paused';
-  if (behind.length === 0) {
-    const done = await commandRollout(deps, rollout.id, {
-      type: reverting ? 'FinishRevert' : 'Succeed',
-      at: now,
-    });
-    return done.status;
-  }
+  if (behind.length === 0)
+    return commandRollout(deps, rollout.id, { type: reverting ? 'FinishRevert' : 'Succeed', at: now });
   if (ref.followUps + 1 >= MAX_ROLLOUT_PASSES) {
     const reason = `${behind.length} host(s) do not report ${reverting ? 'the reverted' : 'the target'} ${rollout.service}${target.version ? ` ${target.version}` : ''} after ${ref.followUps + 1} passes: ${behind.join(', ')}`;
-    const failed = await commandRollout(deps, rollout.id, { type: 'Fail', reason, at: now });
-    return failed.status;
+    return commandRollout(deps, rollout.id, { type: 'Fail', reason, at: now });
   }
-  return rollout.status === 'pending' ? 'running' : rollout.status;
+  return rollout.status === 'pending' ? { ...rollout, status: 'running' } : rollout;
+}
+
+/** Every host the rollout targets, read one by one. */
+async function targetedRecords(deps: ReconcileDeps, rollout: Rollout) {
+  const hostIds = [
+    ...new Set([...rollout.hosts.done, ...rollout.hosts.pending, ...rollout.hosts.failed]),
+  ].sort();
+  return { hostIds, records: await mapLimited(hostIds, 16, (hostId) => deps.hosts.get(hostId)) };
+}
+
+/**
+ * The hosts a revert puts back, from the listing of the group that finds them (the group index may lag a
+ * moment: a touched host it does not show yet is read by its key).
+ */
+async function touchedRecords(deps: ReconcileDeps, group: string, rollout: Rollout) {
+  const all = await listGroupHosts(deps.hosts, group);
+  const byId = new Map(all.map((record) => [record.hostId, record]));
+  const hostIds = touchedHosts(rollout, all);
+  const records = await mapLimited(hostIds, 16, async (hostId) => byId.get(hostId) ?? deps.hosts.get(hostId));
+  return { hostIds, records };
 }
