@@ -10,6 +10,8 @@ const ServiceSpec = z.object({
   config: z.optional(z.record(z.string(), z.string())),
   /** 0 (as the demo group says) means "any free port": the host reports the one it got. */
   port: z.optional(z.int().check(z.minimum(0), z.maximum(65535))),
+  /** Stopped on purpose: kept in the state, not run, reported stopped. */
+  stopped: z.optional(z.literal(true)),
 });
 
 /**

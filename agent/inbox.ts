@@ -13,6 +13,7 @@ import { checkEnvelope, sha256Hex } from '../shared/state-envelope.ts';
 import { type AgentLogger, jsonLineLogger } from './agent.ts';
 import type { AppliedStateStore } from './applied-state.ts';
 import { parseDesiredState } from './desired-state.ts';
+import { type BroadcastReceipt, type BroadcastReceiver, looksLikeBroadcast } from './notify.ts';
 import { type Sleep, sleepUnlessAborted } from './uploader.ts';
 
 export type IgnoreReason =
@@ -32,6 +33,8 @@ export interface BatchOutcome {
   ignored: { messageId: string; stateVersion?: number; reason: IgnoreReason; detail?: string }[];
   /** Messages left on the queue to come back (a transient failure). */
   kept: { messageId: string; stateVersion: number; detail: string }[];
+  /** The batch's broadcasts (present only when it had some): acted on, refused (deleted) or failed (kept). */
+  broadcasts?: { messageId: string; receipt: BroadcastReceipt }[];
 }
 
 export interface StateInboxOptions {
@@ -48,6 +51,11 @@ export interface StateInboxOptions {
   /** After a state was applied and recorded: the agent reports it at once. */
   onApplied?: (state: DesiredHostState) => void;
   logger?: AgentLogger;
+  /**
+   * Acts on the group/role broadcasts that arrive in the same queue (see BroadcastReceiver); without one they
+   * are deleted as not states.
+   */
+  broadcasts?: BroadcastReceiver;
   /** Long-poll wait; default 20 s (the SQS maximum, the fewest empty receives). */
   waitTimeSeconds?: number;
   /** Backoff after a failed receive; default 1 s doubling to 30 s. */
@@ -135,12 +143,17 @@ export class StateInbox {
 
     const floor = await this.#options.applied.lastVersion();
     const candidates: Candidate[] = [];
+    const broadcasts: { message: Message; body: unknown }[] = [];
     for (const message of messages) {
       let body: unknown;
       try {
         body = JSON.parse(message.Body ?? '');
       } catch {
         ignore(message, 'malformed', 'body is not JSON');
+        continue;
+      }
+      if (this.#options.broadcasts && looksLikeBroadcast(body)) {
+        broadcasts.push({ message, body });
         continue;
       }
       const check = checkEnvelope(body, this.#publicKey, this.#options.hostId);
@@ -196,6 +209,17 @@ export class StateInbox {
       }
     }
 
+    // After the state: a dependency's change is acted on against the newest state this batch brought.
+    if (broadcasts.length > 0) {
+      outcome.broadcasts = [];
+      for (const { message, body } of broadcasts) {
+        const receipt = await this.#receiveBroadcast(body);
+        outcome.broadcasts.push({ messageId: message.MessageId ?? '?', receipt });
+        // A failed action stays on the queue to come back; anything refused never will be acted on.
+        if (receipt.status !== 'failed') toDelete.push(message);
+      }
+    }
+
     await this.#delete(toDelete);
     this.#log(outcome);
     if (chosen && outcome.applied !== undefined) {
@@ -206,6 +230,26 @@ export class StateInbox {
       }
     }
     return outcome;
+  }
+
+  async #receiveBroadcast(body: unknown): Promise<BroadcastReceipt> {
+    const receiver = this.#options.broadcasts as BroadcastReceiver;
+    try {
+      return await receiver.receive(body);
+    } catch (error) {
+      // The ledger could not be read or written: the message comes back, and is judged again then.
+      const messageId = (body as { messageId?: unknown }).messageId;
+      this.#logger.warn({
+        hostId: this.#options.hostId,
+        msg: 'broadcast not handled',
+        error: describe(error),
+      });
+      return {
+        status: 'failed',
+        messageId: typeof messageId === 'string' ? messageId : '?',
+        detail: describe(error),
+      };
+    }
   }
 
   async #receiveLoop(): Promise<void> {

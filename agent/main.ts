@@ -9,6 +9,7 @@ import { Ec2FactSource, ImdsClient, imdsRegion } from './facts/ec2.ts';
 import { mulberry32, SimulatedHost } from './facts/simulated.ts';
 import type { FactSource } from './facts/source.ts';
 import { StateInbox } from './inbox.ts';
+import { BroadcastLedger, BroadcastReceiver, type DependencyListener } from './notify.ts';
 import { HostRuntime } from './runtime.ts';
 import { createS3Client } from './s3-client.ts';
 import { readSecretParameter, SecretParameterError } from './secret-parameter.ts';
@@ -48,7 +49,7 @@ function createFactSource(
   });
 }
 
-function createApplier(config: AgentConfig, runtime: HostRuntime): StateApplier {
+function createApplier(config: AgentConfig, runtime: HostRuntime): StateApplier & DependencyListener {
   const common = { hostId: config.hostId, stateDir: config.stateDir, runtime, logger: jsonLineLogger };
   if (config.mode === 'local') {
     return new LocalApplier(common);
@@ -134,6 +135,15 @@ async function main(): Promise<void> {
         applied: appliedStates,
         apply: (state) => applier.apply(state),
         onApplied: () => void agent.pollNow(),
+        broadcasts: new BroadcastReceiver({
+          hostId: config.hostId,
+          group: config.group,
+          roles: config.roles,
+          publicKey: config.inbox.publicKeyPem,
+          ledger: new BroadcastLedger({ stateDir: config.stateDir, hostId: config.hostId }),
+          listener: applier,
+          logger: jsonLineLogger,
+        }),
         logger: jsonLineLogger,
       })
     : undefined;

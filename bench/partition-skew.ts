@@ -555,6 +555,9 @@ class ReportingHosts implements StatePublisher {
 
   async removeInbox() {}
 
+  // Broadcasts change no host's state: nothing to report.
+  async broadcast() {}
+
   async publish(states: readonly DesiredHostState[]) {
     this.published += states.length;
     const step = this.label.getStore()?.step ?? 'unlabelled';
@@ -724,6 +727,7 @@ export async function benchPartitionSkew(hosts = hostCount()): Promise<void> {
         return `/fleetfold/bench/${host.hostId}`;
       },
       bind: async () => {},
+      revoke: async () => {},
     };
     const publisher = new ReportingHosts(reportDeps, counter.label);
     const handler = createReconcileHandler({

@@ -9,6 +9,7 @@ import type {
   HostTypeDefinition,
 } from '../shared/groups/model.ts';
 import { type PlanInput, planGroup } from '../shared/groups/planner.ts';
+import { effectiveRules } from '../shared/rules/defaults.ts';
 import { emit as defaultEmit, round } from './output.ts';
 
 type Emit = typeof defaultEmit;
@@ -129,6 +130,7 @@ export function voiceGroupOf(hosts: number): CompiledGroup {
       disruptionBudget: 'max(1, 5%)',
       rules: [],
     },
+    rules: effectiveRules([]),
   };
 }
 

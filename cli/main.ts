@@ -1,9 +1,11 @@
 import { ApiError } from './api-client.ts';
+import { alarmsCommand } from './commands/alarms.ts';
 import { applyCommand } from './commands/apply.ts';
 import type { Command } from './commands/command.ts';
 import { groupCommand, groupsCommand, startCommand, stopCommand } from './commands/groups.ts';
 import { hostsCommand } from './commands/hosts.ts';
 import { rolloutCommand } from './commands/rollout.ts';
+import { serviceCommand } from './commands/service.ts';
 import type { CliIo } from './io.ts';
 import { UsageError } from './usage.ts';
 
@@ -21,6 +23,8 @@ export const COMMANDS: readonly Command[] = [
   stopCommand,
   hostsCommand,
   rolloutCommand,
+  serviceCommand,
+  alarmsCommand,
 ];
 
 /** Options that may come before the command, and whether each takes a value. */

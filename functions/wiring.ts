@@ -3,10 +3,17 @@ import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import { S3Blobs } from '../shared/adapters/s3-blobs.ts';
 import { S3SnapshotStore } from '../shared/adapters/s3-snapshot-store.ts';
-import type { DynamoDBClient, S3Client } from '../shared/adapters/sdk-clients.ts';
+import type { DynamoDBClient, S3Client, SNSClient } from '../shared/adapters/sdk-clients.ts';
+import { SnsAlarmPublisher } from '../shared/adapters/sns-alarm-publisher.ts';
 import { CachingCipher } from '../shared/caching-cipher.ts';
 import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
-import type { DocumentStore, FleetPort, ReconcileStarter, StatePublisher } from '../shared/groups/ports.ts';
+import type {
+  AlarmPublisher,
+  DocumentStore,
+  FleetPort,
+  ReconcileStarter,
+  StatePublisher,
+} from '../shared/groups/ports.ts';
 import type { IngestConfig } from '../shared/ingest.ts';
 import type { SecretCipher } from '../shared/ports.ts';
 import { newHostSecret } from '../shared/signing.ts';
@@ -14,6 +21,7 @@ import type { ApiDeps } from './api/deps.ts';
 import { randomIdSuffix } from './api/ids.ts';
 import { DEFAULT_INGEST_CONFIG } from './ingest/config.ts';
 import type { IngestDeps } from './ingest/handler.ts';
+import type { MonitorDeps } from './monitor/handler.ts';
 import { DocumentPlanStore } from './reconcile/plan-store.ts';
 import type { ReconcileDeps, ReconcileSettings } from './reconcile/steps/types.ts';
 
@@ -94,10 +102,14 @@ export type ReconcileWiringOptions = Pick<
   provisioner: (stores: Pick<ReconcileDeps, 'events' | 'hosts'>) => HostProvisioner;
   publisher: StatePublisher;
   settings: ReconcileSettings;
+  /** The topic the reconcile's alarms are published to (AWS and local mode); none: they are only recorded. */
+  alarmTopic?: { sns: SNSClient; topicArn: string };
 };
 
 /** The reconcile's dependencies: the same stores and plan store on AWS (index.ts) and in local mode. */
-export function buildReconcileDeps(options: ReconcileWiringOptions): ReconcileDeps {
+export function buildReconcileDeps(
+  options: ReconcileWiringOptions,
+): ReconcileDeps & { alarms?: AlarmPublisher } {
   const documents = buildDocumentStore(options);
   const { events, hosts } = stores(options);
   return {
@@ -112,6 +124,30 @@ export function buildReconcileDeps(options: ReconcileWiringOptions): ReconcileDe
     provisioner: options.provisioner({ events, hosts }),
     publisher: options.publisher,
     settings: options.settings,
+    now: () => new Date(),
+    // Not a member of ReconcileDeps: the steps hand their deps to raiseAlarm, which reads it from there.
+    ...(options.alarmTopic ? { alarms: new SnsAlarmPublisher(options.alarmTopic) } : {}),
+  };
+}
+
+export type MonitorWiringOptions = Pick<
+  WiringOptions,
+  'dynamodb' | 'eventsTable' | 'hostsTable' | 'onCapacity'
+> & {
+  documentsTable: string;
+  reconcile: ReconcileStarter;
+  tickSeconds: number;
+} & Pick<MonitorDeps, 'alarms' | 'instances'>;
+
+/** The monitor's dependencies: the same stores on AWS (index.ts) and in local mode. */
+export function buildMonitorDeps(options: MonitorWiringOptions): MonitorDeps {
+  return {
+    ...stores(options),
+    documents: buildDocumentStore(options),
+    reconcile: options.reconcile,
+    tickSeconds: options.tickSeconds,
+    ...(options.alarms ? { alarms: options.alarms } : {}),
+    ...(options.instances ? { instances: options.instances } : {}),
     now: () => new Date(),
   };
 }

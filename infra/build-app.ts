@@ -38,6 +38,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Flee
   const subnetIds = contextList(app, 'subnetIds');
   const securityGroupIds = contextList(app, 'securityGroupIds');
   const hostImageId = contextString(app, 'hostImageId');
+  const alarmEmail = contextString(app, 'alarmEmail');
 
   const stack = new FleetfoldStack(app, STACK_NAME, {
     description: 'fleetfold: event-sourced control plane for a fleet of hosts',
@@ -47,6 +48,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Flee
     ...(subnetIds.length ? { hostSubnetIds: subnetIds } : {}),
     ...(securityGroupIds.length ? { hostSecurityGroupIds: securityGroupIds } : {}),
     ...(hostImageId === undefined ? {} : { hostImageId }),
+    ...(alarmEmail === undefined ? {} : { alarmEmail }),
   });
   return { app, stack };
 }

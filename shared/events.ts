@@ -1,3 +1,4 @@
+import type { AssignedBy } from './assigned-by.ts';
 import type { Change } from './diff.ts';
 import type { GroupEvent } from './groups/events.ts';
 import type { DesiredHostState } from './groups/model.ts';
@@ -34,14 +35,7 @@ export interface InstanceTerminated {
 }
 
 /** What assigned a desired state: a rollout, a reconcile run, a rule. Any of them may be absent. */
-export interface AssignedBy {
-  /** The reconcile run (its plan id) that decided the state. */
-  run?: string;
-  rolloutId?: string;
-  rule?: string;
-  /** Why, in words: "rollout", "revert", "replacement", "load balancer members" … */
-  reason?: string;
-}
+export type { AssignedBy } from './assigned-by.ts';
 
 /**
  * The control plane told the host what to be: the full desired state, so any assignment can be read back
@@ -52,7 +46,52 @@ export interface StateAssigned {
   data: { state: DesiredHostState; assignedAt: string; by: AssignedBy };
 }
 
-export type HostEvent = HostRegistered | StateObserved | InstanceTerminated | StateAssigned;
+/**
+ * The host went silent past its heartbeats (shared/hosts/liveness.ts) and is treated as gone: it is replaced,
+ * so it stays lost even if it reports again (a zombie), until its instance is recorded terminated.
+ */
+export interface HostLost {
+  type: 'HostLost';
+  data: { at: string; lastSeen?: string; silentSeconds: number; reason: string };
+}
+
+/** A service the host's services depend on has no healthy provider (shared/hosts/dependency-health.ts). */
+export interface HostDegraded {
+  type: 'HostDegraded';
+  data: {
+    at: string;
+    /** The service depended on. */
+    dependency: string;
+    /** The hosts that should provide it (none healthy). */
+    dependencyHosts: string[];
+    reason: string;
+  };
+}
+
+/** The dependency that degraded the host has a healthy provider again. */
+export interface HostRecovered {
+  type: 'HostRecovered';
+  data: { at: string; dependency: string };
+}
+
+/**
+ * The host's registration ended: its secret was revoked, and the ingest refuses whatever it still sends.
+ * Final: a retired host id is never registered again.
+ */
+export interface HostRetired {
+  type: 'HostRetired';
+  data: { at: string; reason: string };
+}
+
+export type HostEvent =
+  | HostRegistered
+  | StateObserved
+  | InstanceTerminated
+  | StateAssigned
+  | HostLost
+  | HostDegraded
+  | HostRecovered
+  | HostRetired;
 export type HostEventType = HostEvent['type'];
 
 /** Every event any stream holds: host streams hold HostEvents, group streams GroupEvents, rollout streams RolloutEvents. */

@@ -1,5 +1,12 @@
 import { applyChanges } from './diff.ts';
-import type { AssignedBy, HostEvent, InstanceTerminated, RecordedEvent } from './events.ts';
+import type {
+  AssignedBy,
+  HostEvent,
+  HostLost,
+  HostRetired,
+  InstanceTerminated,
+  RecordedEvent,
+} from './events.ts';
 import type { DesiredHostState } from './groups/model.ts';
 import type { TrackedState } from './metrics.ts';
 import type { HostStatus } from './schemas.ts';
@@ -24,6 +31,17 @@ export interface HostState {
   terminated?: InstanceTerminated['data'] & { afterSeq: number };
   /** The latest desired state assigned to the host (StateAssigned), with when and by what. */
   assigned?: Assignment;
+  /**
+   * When the control plane last restarted the host's services (assignments for reason "restart-service"),
+   * oldest first, the last few only: enough to tell "restarted 3 times in 10 minutes" from the projection.
+   */
+  restartedAt?: string[];
+  /** Set once the host was judged lost (HostLost); never cleared: a lost host was replaced. */
+  lost?: HostLost['data'];
+  /** Set while a dependency of the host's services has no healthy provider (HostDegraded until HostRecovered). */
+  degradedBy?: { dependency: string; dependencyHosts: string[]; at: string };
+  /** Set once the host's registration ended (HostRetired). */
+  retired?: HostRetired['data'];
 }
 
 export interface Assignment {
@@ -34,9 +52,27 @@ export interface Assignment {
   version: number;
 }
 
+/**
+ * The host's status, worst news first: an instance that ended (unless the host reported since), then lost
+ * (sticky: a zombie's later reports do not bring a replaced host back), then what it reported — `degraded`
+ * instead of `running` while a dependency of its services has no healthy provider.
+ */
+/** The reason a reconcile gives the assignment that restarts a host's dead services (AssignedBy.reason). */
+export const RESTART_REASON = 'restart-service';
+const KEPT_RESTARTS = 5;
+
 export function statusOf(host: HostState): HostStatus {
-  if (host.terminated && host.terminated.afterSeq >= host.lastChangeSeq) return host.terminated.status;
-  return host.observed?.status ?? 'pending';
+  if (isTerminated(host)) return host.terminated.status;
+  if (host.lost) return 'lost';
+  const reported = host.observed?.status ?? 'pending';
+  return reported === 'running' && host.degradedBy ? 'degraded' : reported;
+}
+
+/** The host's instance ended and the host has not reported since. */
+export function isTerminated(
+  host: HostState,
+): host is HostState & { terminated: NonNullable<HostState['terminated']> } {
+  return host.terminated !== undefined && host.terminated.afterSeq >= host.lastChangeSeq;
 }
 
 export function evolve(state: HostState | undefined, event: RecordedEvent): HostState {
@@ -61,9 +97,29 @@ function apply(state: HostState | undefined, event: RecordedEvent<HostEvent>): H
     case 'InstanceTerminated':
       if (!state) throw new Error('InstanceTerminated before HostRegistered: the stream is corrupt');
       return { ...state, terminated: { ...event.data, afterSeq: state.lastChangeSeq } };
-    case 'StateAssigned':
+    case 'StateAssigned': {
       if (!state) throw new Error('StateAssigned before HostRegistered: the stream is corrupt');
-      return { ...state, assigned: { ...event.data, version: event.version } };
+      const assigned = { ...event.data, version: event.version };
+      if (event.data.by.reason !== RESTART_REASON) return { ...state, assigned };
+      const restartedAt = [...(state.restartedAt ?? []), event.data.assignedAt].slice(-KEPT_RESTARTS);
+      return { ...state, assigned, restartedAt };
+    }
+    case 'HostLost':
+      if (!state) throw new Error('HostLost before HostRegistered: the stream is corrupt');
+      return { ...state, lost: event.data };
+    case 'HostDegraded': {
+      if (!state) throw new Error('HostDegraded before HostRegistered: the stream is corrupt');
+      const { dependency, dependencyHosts, at } = event.data;
+      return { ...state, degradedBy: { dependency, dependencyHosts, at } };
+    }
+    case 'HostRecovered': {
+      if (!state) throw new Error('HostRecovered before HostRegistered: the stream is corrupt');
+      const { degradedBy: _recovered, ...rest } = state;
+      return rest;
+    }
+    case 'HostRetired':
+      if (!state) throw new Error('HostRetired before HostRegistered: the stream is corrupt');
+      return { ...state, retired: event.data };
   }
 }
 

@@ -54,6 +54,8 @@ export async function ensureHostRegistered(
   now: Date,
 ): Promise<EnsuredRegistration> {
   const existing = await deps.hosts.get(host.hostId);
+  // A retired host's secret is gone for good: its id is not handed out again.
+  if (existing?.retired) throw new ConflictError(`host ${host.hostId} was retired`, { hostId: host.hostId });
   if (existing) return reused(deps, existing);
 
   const secret = newSecret();

@@ -1,5 +1,6 @@
 import { diff } from './diff.ts';
 import type { NewEvent, StateObserved } from './events.ts';
+import { statusOf } from './fold.ts';
 import { type BandThresholds, splitMetrics, type TrackedState } from './metrics.ts';
 import type { HeartbeatUpdate, HostRecord, Rejection } from './ports.ts';
 import { Snapshot } from './schemas.ts';
@@ -124,21 +125,18 @@ export function judgeSnapshot(input: {
     eventId,
     data: { seq: snapshot.seq, observedAt: snapshot.signedAt, changes, receivedAt: lastSeen, metrics },
   };
-  return {
-    kind: 'changed',
-    event,
-    next: {
-      ...host,
-      observed: tracked,
-      observedAt: snapshot.signedAt,
-      status: tracked.status,
-      lastChangeSeq: snapshot.seq,
-      version: host.version + 1,
-      lastSeq: snapshot.seq,
-      lastSeen,
-      metrics,
-    },
+  const next: HostRecord = {
+    ...host,
+    observed: tracked,
+    observedAt: snapshot.signedAt,
+    lastChangeSeq: snapshot.seq,
+    version: host.version + 1,
+    lastSeq: snapshot.seq,
+    lastSeen,
+    metrics,
   };
+  // Recorded, but judged as the stream would: a lost host reporting again (a zombie) stays lost.
+  return { kind: 'changed', event, next: { ...next, status: statusOf(next) } };
 }
 
 /**

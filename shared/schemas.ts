@@ -4,7 +4,8 @@ import './zod.ts';
 export const CHANNELS = ['voice', 'sms', 'mms', 'video'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-export const HOST_STATUSES = [
+/** What a host may say it is in a snapshot. */
+export const REPORTED_HOST_STATUSES = [
   'pending',
   'booting',
   'running',
@@ -13,6 +14,20 @@ export const HOST_STATUSES = [
   'stopped',
   'failed',
 ] as const;
+export const ReportedHostStatus = z.enum(REPORTED_HOST_STATUSES, {
+  error: (issue) =>
+    issue.input === 'lost' || issue.input === 'degraded'
+      ? `"${issue.input}" is the control plane's judgement of a host, never a status a host reports`
+      : `expected one of ${REPORTED_HOST_STATUSES.join(', ')}`,
+});
+export type ReportedHostStatus = z.infer<typeof ReportedHostStatus>;
+
+/**
+ * What a host record says it is: what it reported, or what the control plane judged from the outside — `lost`
+ * (silent past its heartbeats, and replaced) and `degraded` (running, but a service it depends on has no
+ * healthy provider).
+ */
+export const HOST_STATUSES = [...REPORTED_HOST_STATUSES, 'lost', 'degraded'] as const;
 export const HostStatus = z.enum(HOST_STATUSES);
 export type HostStatus = z.infer<typeof HostStatus>;
 
@@ -54,7 +69,7 @@ export type MetricBands = z.infer<typeof MetricBands>;
 
 /** What a host is and runs, as the host observes it. Raw load and session counts ride along as metrics. */
 export const MachineState = z.strictObject({
-  status: HostStatus,
+  status: ReportedHostStatus,
   group: Name,
   hostType: Name,
   roles: z.array(Name).check(z.minLength(1), z.maxLength(16)),

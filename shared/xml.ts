@@ -24,6 +24,7 @@ const PLURALS: Readonly<Record<string, string>> = {
   hostTypes: 'hostType',
   waves: 'wave',
   rollouts: 'rollout',
+  alarms: 'alarm',
 };
 
 export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';

@@ -122,6 +122,19 @@ describe('LocalApplier', () => {
     });
   });
 
+  it('stops a service stopped on purpose, reports it stopped, and starts it when the mark goes', async () => {
+    const { applier, services, runtime } = localApplier();
+    await applier.apply(state(1, { api: { version: '1.0.0' }, media: { version: '2.0.0' } }));
+    services.events.length = 0;
+    await applier.apply(state(2, { api: { version: '1.0.0', stopped: true }, media: { version: '2.0.0' } }));
+    expect(services.events).toEqual(['stop api@1.0.0']);
+    expect(runtime.service('api')).toMatchObject({ version: '1.0.0', status: 'stopped' });
+    expect(runtime.service('media')).toMatchObject({ status: 'running' });
+    await applier.apply(state(3, { api: { version: '1.0.0' }, media: { version: '2.0.0' } }));
+    expect(services.events).toEqual(['stop api@1.0.0', 'start api@1.0.0']);
+    expect(runtime.service('api')).toMatchObject({ status: 'running' });
+  });
+
   it('replaces a service whose version changed (old stopped first) and leaves unchanged ones alone', async () => {
     const { applier, services, runtime } = localApplier();
     await applier.apply(state(1, { api: { version: '1.0.0' }, media: { version: '2.0.0' } }));
@@ -348,6 +361,15 @@ describe('planHooks', () => {
     ]);
     expect(planHooks(draining, stopped)).toEqual([{ action: 'stop', service: 'api', version: '1' }]);
     expect(planHooks(stopped, running)).toEqual([{ action: 'start', service: 'api', version: '1' }]);
+  });
+
+  it('stops a service stopped on purpose and starts it again once the mark is gone', () => {
+    const running = state(1, { api: { version: '1' }, db: { version: '5' } });
+    const apiStopped = state(2, { api: { version: '1', stopped: true }, db: { version: '5' } });
+    expect(planHooks(running, apiStopped)).toEqual([{ action: 'stop', service: 'api', version: '1' }]);
+    expect(planHooks(apiStopped, state(3, { api: { version: '1' }, db: { version: '5' } }))).toEqual([
+      { action: 'start', service: 'api', version: '1' },
+    ]);
   });
 });
 

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ApiClient, ApiError } from '../cli/api-client.ts';
 import { parseDefinitionFile } from '../cli/commands/apply.ts';
 import { parseConfigPairs, parseRolloutArgs, watchRollout } from '../cli/commands/rollout.ts';
+import { parseServiceArgs } from '../cli/commands/service.ts';
 import { endpointsFile, resolveEndpoint } from '../cli/endpoints.ts';
 import type { CliIo } from '../cli/io.ts';
 import { COMMANDS, run, splitCommand } from '../cli/main.ts';
@@ -179,6 +180,29 @@ describe('rollout arguments', () => {
   it('keeps empty config values but rejects empty keys', () => {
     expect(parseConfigPairs(['k='])).toEqual({ k: '' });
     expect(() => parseConfigPairs(['=v'])).toThrow(UsageError);
+  });
+});
+
+describe('service arguments (and rollout revert)', () => {
+  it('reads revert as a rollout subcommand taking an id', () => {
+    expect(parseRolloutArgs(['revert', 'r-9'])).toMatchObject({ kind: 'control', verb: 'revert', id: 'r-9' });
+  });
+
+  it('reads stop, start and remove with a group, a service and an optional selector', () => {
+    expect(parseServiceArgs(['stop', 'demo', 'media', '--select', '25%'])).toMatchObject({
+      kind: 'operation',
+      operation: 'stop',
+      group: 'demo',
+      service: 'media',
+      select: '25%',
+    });
+    expect(parseServiceArgs(['remove', 'demo', 'media'])).toMatchObject({ operation: 'remove' });
+    expect(parseServiceArgs(['remove', 'demo', 'media'])).not.toHaveProperty('select');
+  });
+
+  it('rejects an unknown operation and missing arguments', () => {
+    expect(() => parseServiceArgs(['restart', 'demo', 'media'])).toThrow(UsageError);
+    expect(() => parseServiceArgs(['stop', 'demo'])).toThrow(UsageError);
   });
 });
 

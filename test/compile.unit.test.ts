@@ -95,6 +95,7 @@ describe('parseGroupDefinition', () => {
       drain: { waitForSessions: true, timeoutSeconds: 600, onTimeout: 'proceed' },
       disruptionBudget: 'max(1, 25%)',
       rules: [],
+      liveness: { heartbeatSeconds: 3600, missedHeartbeats: 3 },
     });
   });
 

@@ -231,7 +231,7 @@ describe('DynamoDocumentStore', () => {
 
   it('puts only listable kinds in the byKind index: rollouts, plans and the rest carry no listKind', async () => {
     const table = dynamo.tables.documents as string;
-    expect([...LISTABLE_KINDS]).toEqual(['group']);
+    expect([...LISTABLE_KINDS]).toEqual(['group', 'alarm']);
     const id = freshId();
     for (const kind of ['group', 'rollout', 'desired', 'plan', 'lease'] as const) {
       await store.put(kind, id, {}, 0, at);
@@ -370,6 +370,25 @@ describe('DynamoDocumentStore.list', () => {
       cursor = page.next;
     } while (cursor !== undefined);
     expect(pages).toEqual([['g-0', 'g-1'], ['g-2', 'g-3'], ['g-4', 'g-5'], ['g-6', 'g-7'], ['g-8']]);
+  });
+
+  it('lists alarms newest first, page by page, when asked to descend', async () => {
+    await createTables(raw, { events: 'alarm-events', hosts: 'alarm-hosts', documents: 'alarm-documents' });
+    const alarms = new DynamoDocumentStore({ client: raw, tableName: 'alarm-documents' });
+    const ids = [
+      '2031-01-01T00:00:00.000Z#a#1',
+      '2031-01-02T00:00:00.000Z#a#2',
+      '2031-01-03T00:00:00.000Z#b#3',
+    ];
+    for (const id of ids) await alarms.put('alarm', id, { id }, 0, at);
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await alarms.list('alarm', 2, cursor, { descending: true });
+      pages.push(page.documents.map((document) => document.id));
+      cursor = page.next;
+    } while (cursor !== undefined);
+    expect(pages).toEqual([[ids[2], ids[1]], [ids[0]]]);
   });
 
   it('rejects a cursor from another kind, a forged cursor and an out-of-range limit', async () => {

@@ -6,7 +6,7 @@ import { DynamoHostStore, statusShardKey } from '../shared/adapters/dynamo-host-
 import { createTables, STATUS_SHARDS } from '../shared/adapters/table-schemas.ts';
 import { ConflictError, ValidationError } from '../shared/errors.ts';
 import type { HostFilter, HostRecord } from '../shared/ports.ts';
-import type { HostStatus } from '../shared/schemas.ts';
+import type { HostStatus, ReportedHostStatus } from '../shared/schemas.ts';
 
 let dynamo: RunningDynalite;
 let raw: ReturnType<typeof dynamoClient>;
@@ -37,7 +37,7 @@ interface HostShape {
   hostId?: string;
   group?: string;
   roles?: string[];
-  status?: HostStatus;
+  status?: ReportedHostStatus;
   software?: Record<string, string>;
   version?: number;
   lastSeq?: number;
@@ -187,7 +187,7 @@ describe('DynamoHostStore get, create, save, touch', () => {
 });
 
 describe('DynamoHostStore list', () => {
-  const STATUSES: HostStatus[] = ['running', 'draining', 'failed'];
+  const STATUSES: ReportedHostStatus[] = ['running', 'draining', 'failed'];
   const fleet: HostRecord[] = [];
 
   beforeAll(async () => {
@@ -277,7 +277,7 @@ describe('DynamoHostStore status index shards', () => {
   /** A table of its own: 100 hosts, 70 of them running, spread over the shards by their ids. */
   let shardStore: DynamoHostStore;
   const fleet: HostRecord[] = [];
-  const statusOf = (index: number): HostStatus =>
+  const statusOf = (index: number): ReportedHostStatus =>
     index % 10 < 7 ? 'running' : index % 10 < 9 ? 'draining' : 'failed';
 
   beforeAll(async () => {

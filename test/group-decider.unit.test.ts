@@ -175,10 +175,222 @@ describe('Define', () => {
       .thenEvents([{ type: 'GroupDefined' }]);
   });
 
-  it('accepts any change once the rollout has ended', () => {
+  it('accepts any change once the rollout has ended (and rolls the declared change out)', () => {
     given(defined(), started, requested('r-1'), statusChanged('r-1', 'aborted'))
       .when({ type: 'Define', definition: withMediaVersion('2.5.0'), source: 'yaml', at: AT })
+      .thenEvents([{ type: 'GroupDefined' }, { type: 'RolloutRequested' }]);
+  });
+});
+
+describe('Define on a running group: declared changes roll out', () => {
+  const defineAs = (definition: GroupDefinition): GroupCommand => ({
+    type: 'Define',
+    definition,
+    source: 'yaml',
+    at: AT,
+  });
+  const rolloutIdAt = (version: number, what: string) =>
+    `r-${AT.getTime().toString(36).padStart(9, '0')}-d${version}-${what}`;
+
+  it('requests a rollout of the changed service in the same append, over the whole group, naming the cause', () => {
+    const { outcome } = given(defined(), started)
+      .when(defineAs(withMediaVersion('2.2.0')))
+      .thenEvents([
+        {
+          type: 'GroupDefined',
+          eventId: 'define#demo#3',
+          data: { declared: [expect.objectContaining({ service: 'media' })] },
+        },
+        {
+          type: 'RolloutRequested',
+          data: {
+            service: 'media',
+            version: '2.2.0',
+            select: 'all',
+            rolloutId: rolloutIdAt(4, 'media'),
+            cause: { kind: 'declared', definitionVersion: 3 },
+            previousVersion: '2.1.0',
+            from: expect.objectContaining({ version: '2.1.0' }),
+          },
+        },
+      ]);
+    expect(outcome).toMatchObject({ kind: 'defined', outcome: 'updated', requested: { service: 'media' } });
+  });
+
+  it('rolls out nothing for a stopped group, a count change, or the same definition', () => {
+    given(defined())
+      .when(defineAs(withMediaVersion('2.2.0')))
       .thenEvents([{ type: 'GroupDefined' }]);
+    given(defined(), started)
+      .when(defineAs(withMediaCount(5)))
+      .thenEvents([{ type: 'GroupDefined' }]);
+    given(defined(), started).when(defineAs(DEMO)).thenNothing({ kind: 'defined', outcome: 'unchanged' });
+  });
+
+  it('queues the other changed services: one rollout at a time, the next requested when the active one ends', () => {
+    const both = demo((d) => {
+      (d.hostTypes.media?.services.media as { version: string }).version = '2.2.0';
+      (d.hostTypes['call-router']?.services['call-router'] as { version: string }).version = '1.5.0';
+    });
+    const { state, events } = given(defined(), started)
+      .when(defineAs(both))
+      .thenEvents([{ type: 'GroupDefined' }, { type: 'RolloutRequested', data: { service: 'call-router' } }]);
+    expect(state.declaredQueue).toEqual([
+      expect.objectContaining({ service: 'media', definitionVersion: 3 }),
+    ]);
+    const first = (events[1] as Extract<GroupEvent, { type: 'RolloutRequested' }>).data.rolloutId;
+
+    const history = [defined(), started, ...events];
+    given(...history)
+      .when({ type: 'AdoptRollout', rolloutId: first, rolloutVersion: 7, at: AT })
+      .thenEvents([
+        { type: 'RolloutStatusChanged', data: { rolloutId: first, status: 'succeeded' } },
+        {
+          type: 'RolloutRequested',
+          data: { service: 'media', version: '2.2.0', cause: { kind: 'declared', definitionVersion: 3 } },
+        },
+      ]);
+  });
+
+  it('gives a failed declared rollout its service spec back in the definition, and goes on with the queue', () => {
+    const both = demo((d) => {
+      (d.hostTypes.media?.services.media as { version: string }).version = '2.2.0';
+      (d.hostTypes['call-router']?.services['call-router'] as { version: string }).version = '1.5.0';
+    });
+    const declared = played([defined(), started], defineAs(both));
+    const first = (declared.at(-1) as Extract<GroupEvent, { type: 'RolloutRequested' }>).data.rolloutId;
+    const reverting = played(declared, {
+      type: 'RecordRolloutStatus',
+      rolloutId: first,
+      status: 'reverting',
+      rolloutVersion: 6,
+      at: AT,
+    });
+    const restored = reverting.at(-1);
+    expect(restored).toMatchObject({ type: 'GroupDefined', data: { rolloutId: first, restored: true } });
+    expect(definitionIn(restored).hostTypes['call-router']?.services['call-router']?.version).not.toBe(
+      '1.5.0',
+    );
+    expect(definitionIn(restored).hostTypes.media?.services.media?.version).toBe('2.2.0');
+
+    given(...reverting)
+      .when({
+        type: 'RecordRolloutStatus',
+        rolloutId: first,
+        status: 'rolled-back',
+        rolloutVersion: 8,
+        at: AT,
+      })
+      .thenEvents([
+        { type: 'RolloutStatusChanged', data: { status: 'rolled-back' } },
+        { type: 'RolloutRequested', data: { service: 'media' } },
+      ]);
+  });
+
+  it('replaces the hosts of a host type whose instance type changed, surge-first by the planner', () => {
+    const bigger = demo((d) => {
+      (d.hostTypes.media as { instanceType: string }).instanceType = 'c7g.2xlarge';
+    });
+    given(defined(), started)
+      .when(defineAs(bigger))
+      .thenEvents([
+        { type: 'GroupDefined' },
+        {
+          type: 'RolloutRequested',
+          data: {
+            service: 'media',
+            replaceHostType: 'media',
+            select: 'all',
+            from: { launch: expect.objectContaining({ instanceType: DEMO.hostTypes.media?.instanceType }) },
+          },
+        },
+      ]);
+  });
+
+  it('rejects a definition that changes the launch fields of the host type being replaced', () => {
+    const bigger = demo((d) => {
+      (d.hostTypes.media as { instanceType: string }).instanceType = 'c7g.2xlarge';
+    });
+    const biggest = demo((d) => {
+      (d.hostTypes.media as { instanceType: string }).instanceType = 'c7g.4xlarge';
+    });
+    given(...played([defined(), started], defineAs(bigger)))
+      .when(defineAs(biggest))
+      .thenRejects(ConflictError, /rollout/);
+  });
+});
+
+describe('RequestRollout: service operations and reverts', () => {
+  const request = (over: Partial<RolloutRequested['data']>): GroupCommand => ({
+    type: 'RequestRollout',
+    rolloutId: 'r-9',
+    request: { service: 'media', ...over },
+    at: AT,
+  });
+
+  it('records a stop with what the hosts ran (from) and no version', () => {
+    given(defined(), started)
+      .when(request({ operation: 'stop' }))
+      .thenEvents([
+        {
+          type: 'RolloutRequested',
+          data: { operation: 'stop', service: 'media', from: expect.objectContaining({ version: '2.1.0' }) },
+        },
+      ]);
+  });
+
+  it('rejects a service operation on a service the group does not run as not found', () => {
+    given(defined(), started)
+      .when(request({ service: 'nope', operation: 'start' }))
+      .thenRejects(NotFoundError);
+  });
+
+  it('rejects a service operation that names a version', () => {
+    given(defined(), started)
+      .when(request({ operation: 'stop', version: '3' }))
+      .thenRejects(ValidationError, /stop rollout takes neither/);
+  });
+
+  it('rejects removing a service others depend on', () => {
+    given(defined(), started)
+      .when(request({ service: 'db', operation: 'remove' }))
+      .thenRejects(ConflictError, /depend on it/);
+  });
+
+  it('keeps revertOf on the request', () => {
+    given(defined(), started)
+      .when(request({ version: '2.0.0', revertOf: 'r-1' }))
+      .thenEvents([{ type: 'RolloutRequested', data: { revertOf: 'r-1' } }]);
+  });
+
+  it('adopts a whole-group stop as the definition (stopped: true) and a removal without the service', () => {
+    const stopping = played([defined(), started], request({ operation: 'stop' }));
+    const stopAdopted = played(stopping, {
+      type: 'AdoptRollout',
+      rolloutId: 'r-9',
+      rolloutVersion: 5,
+      at: AT,
+    });
+    expect(definitionIn(stopAdopted.at(-2)).hostTypes.media?.services.media?.stopped).toBe(true);
+
+    const withMetrics = demo((d) => {
+      (d.hostTypes.media as HostTypeDefinition).services.metrics = { version: '1.0.0' };
+      d.dependencies.metrics = [];
+    });
+    const removing = played(
+      [defined(withMetrics), started],
+      request({ service: 'metrics', operation: 'remove' }),
+    );
+    const removed = played(removing, { type: 'AdoptRollout', rolloutId: 'r-9', rolloutVersion: 5, at: AT });
+    const after = definitionIn(removed.at(-2));
+    expect(after.hostTypes.media?.services.metrics).toBeUndefined();
+    expect(after.dependencies.metrics).toBeUndefined();
+  });
+
+  it("rejects removing a host type's only service: the definition would not compile", () => {
+    given(defined(), started)
+      .when(request({ service: 'lb', operation: 'remove' }))
+      .thenRejects(ConflictError, /at least one service/);
   });
 });
 
@@ -412,5 +624,141 @@ describe('RaiseAlarm', () => {
 
   it('rejects an alarm on a group that does not exist', () => {
     given().when(alarm).thenRejects(NotFoundError);
+  });
+});
+
+describe('alarm episodes: RaiseAlarm with an episode, ClearAlarm', () => {
+  const episode = 'rule[2]#demo-media-7';
+  const tick = (n: number): Extract<GroupCommand, { type: 'RaiseAlarm' }> => ({
+    type: 'RaiseAlarm',
+    alarmId: `rule[2]#demo-media-7#tick-${n}`,
+    alarm: 'media-down',
+    detail: 'media is failed on demo-media-7',
+    hostIds: ['demo-media-7'],
+    episode,
+    at: AT,
+  });
+  const clear: GroupCommand = { type: 'ClearAlarm', episode, at: new Date('2031-02-03T05:00:00.000Z') };
+
+  it('raises the first alarm of an episode, naming it, and holds the episode open', () => {
+    const { state } = given(defined(), started)
+      .when(tick(1))
+      .thenEvents([{ type: 'AlarmRaised', eventId: 'rule[2]#demo-media-7#tick-1', data: { episode } }]);
+    expect(state.openAlarms).toEqual({
+      [episode]: { alarmId: 'rule[2]#demo-media-7#tick-1', raisedAt: AT.toISOString() },
+    });
+  });
+
+  it('appends nothing for another alarm of an open episode, whatever its id: once per episode, not per tick', () => {
+    given(...played([defined(), started], tick(1)))
+      .when(tick(2))
+      .thenNothing({ kind: 'alarm', raised: false });
+  });
+
+  it('clears an open episode, naming the alarm that opened it, after which the episode alarms again', () => {
+    const history = played([defined(), started], tick(1));
+    const { state } = given(...history)
+      .when(clear)
+      .thenEvents([
+        {
+          type: 'AlarmCleared',
+          eventId: 'rule[2]#demo-media-7#tick-1#cleared',
+          data: { episode, alarmId: 'rule[2]#demo-media-7#tick-1', at: '2031-02-03T05:00:00.000Z' },
+        },
+      ]);
+    expect(state.openAlarms).toBeUndefined();
+    given(...played(history, clear))
+      .when(tick(3))
+      .thenEvents([{ type: 'AlarmRaised', eventId: 'rule[2]#demo-media-7#tick-3', data: { episode } }]);
+  });
+
+  it('answers a clearing with the alarm that opened the episode', () => {
+    const decision = given(...played([defined(), started], tick(1)))
+      .when(clear)
+      .decide();
+    expect(decision.outcome).toEqual({
+      kind: 'alarm-cleared',
+      opened: { alarmId: 'rule[2]#demo-media-7#tick-1', raisedAt: AT.toISOString() },
+    });
+  });
+
+  it('clears nothing for an episode that is not open: never raised, or cleared already', () => {
+    given(defined(), started).when(clear).thenNothing({ kind: 'alarm-cleared' });
+    given(...played([defined(), started], tick(1), clear))
+      .when(clear)
+      .thenNothing({ kind: 'alarm-cleared' });
+  });
+
+  it('keeps the open episodes in the document, so a state rebuilt from it refuses the next tick too', () => {
+    const history = played([defined(), started], tick(1));
+    const document = documentOf(given(...history).state);
+    if (!document) throw new Error('the group exists');
+    expect(document.openAlarms).toEqual({
+      [episode]: { alarmId: 'rule[2]#demo-media-7#tick-1', raisedAt: AT.toISOString() },
+    });
+    const fromDocument = stateOfDocument(structuredClone(document));
+    expect(groupDecider.decide(tick(2), fromDocument, { name: 'demo' }).events).toEqual([]);
+    expect(groupDecider.decide(clear, fromDocument, { name: 'demo' }).events).toHaveLength(1);
+  });
+
+  it('raises alarms of different episodes independently', () => {
+    given(...played([defined(), started], tick(1)))
+      .when({ ...tick(1), alarmId: 'rule[2]#demo-media-8#tick-1', episode: 'rule[2]#demo-media-8' })
+      .thenEvents([{ type: 'AlarmRaised', data: { episode: 'rule[2]#demo-media-8' } }]);
+  });
+
+  it('rejects clearing an episode of a group that does not exist', () => {
+    given().when(clear).thenRejects(NotFoundError);
+  });
+});
+
+describe('scale episodes: Scale, EndScaleEpisode', () => {
+  const episode = 'rule[0]#*';
+  const step = (delta: number): GroupCommand => ({
+    type: 'Scale',
+    hostType: 'media',
+    delta,
+    rule: 'rule[0]',
+    episode,
+    because: 'hosts.running(media) < 3',
+    at: AT,
+  });
+  const end: GroupCommand = { type: 'EndScaleEpisode', episode, at: new Date('2031-02-03T05:00:00.000Z') };
+
+  it('scales a host type once per episode and the compiled group wants the new count', () => {
+    const { state } = given(defined(), started)
+      .when(step(1))
+      .thenEvents([{ type: 'CapacityScaled', data: { hostType: 'media', from: 2, to: 3, episode } }]);
+    expect(state.compiled?.hostTypes.media?.desired).toBe(3);
+    given(...played([defined(), started], step(1)))
+      .when(step(1))
+      .thenNothing({ kind: 'scaled' });
+  });
+
+  it('keeps within the host type max and min, and records nothing when that changes nothing', () => {
+    const { state } = given(defined(), started)
+      .when({ ...step(0), count: 40 } as GroupCommand)
+      .thenEvents([{ type: 'CapacityScaled', data: { from: 2, to: 6 } }]);
+    expect(state.compiled?.hostTypes.media?.desired).toBe(6);
+    given(defined(), started).when(step(0)).thenNothing({ kind: 'scaled' });
+  });
+
+  it('ends an open episode so the rule may scale again, and a new definition brings its own count back', () => {
+    const history = played([defined(), started], step(1));
+    const { state } = given(...history)
+      .when(end)
+      .thenEvents([{ type: 'ScaleEpisodeEnded', data: { episode } }]);
+    expect(state.openScales).toBeUndefined();
+    expect(stateOfDocument(documentOf(state) as never).compiled?.hostTypes.media?.desired).toBe(3);
+    given(...played(history, end))
+      .when(step(1))
+      .thenEvents([{ type: 'CapacityScaled', data: { from: 3, to: 4 } }]);
+    given(defined(), started).when(end).thenNothing({ kind: 'scale-episode-ended', ended: false });
+  });
+
+  it('rejects scaling a host type the group does not have', () => {
+    given(defined(), started)
+      .when({ ...step(1), hostType: 'nope' } as GroupCommand)
+      .thenRejects(ValidationError, /no host type nope/);
   });
 });

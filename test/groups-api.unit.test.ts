@@ -166,9 +166,11 @@ describe('PUT /groups/{name}', () => {
     await api.request('POST', '/groups/demo/start');
     const response = await api.define('demo', demoWith('1.5.0'));
     expect(response.body.executionId).toEqual(expect.any(String));
+    const rolloutId = (response.body.rollout as { id: string }).id;
     expect(api.reconcile.requests.at(-1)).toEqual({
       group: 'demo',
       reason: 'definition-changed',
+      rolloutId,
       dedupeKey: 'group-demo-def-3',
     });
     // Sending the same definition again names the same run, so a start lost after the append is repaired.
@@ -433,5 +435,108 @@ describe('loadGroupsApiConfig', () => {
     expect(() => loadGroupsApiConfig({ DOCUMENTS_TABLE: ' ' })).toThrow(
       'missing environment variable(s) DOCUMENTS_TABLE, RECONCILE_STATE_MACHINE_ARN',
     );
+  });
+});
+
+describe('PUT /groups/{name} on a running group: the declared change rolls out', () => {
+  it('requests a rollout of the changed service and links it, the cause naming the definition version', async () => {
+    await api.define('demo', DEMO_YAML);
+    await api.request('POST', '/groups/demo/start');
+    const response = await api.define('demo', demoWith('1.5.0'));
+    expect(response.status).toBe(200);
+    const rollout = response.body.rollout as { id: string; links: { self: string } };
+    expect(rollout.links.self).toBe(`/rollouts/${rollout.id}`);
+
+    const shown = await api.request('GET', rollout.links.self);
+    expect(shown.body).toMatchObject({
+      service: 'call-router',
+      version: '1.5.0',
+      select: 'all',
+      previousVersion: '1.4.0',
+      cause: { kind: 'declared', definitionVersion: 3 },
+      status: 'pending',
+    });
+    const history = await api.request('GET', '/groups/demo/history');
+    expect(history.body.events).toContainEqual(
+      expect.objectContaining({
+        type: 'RolloutRequested',
+        data: expect.objectContaining({ cause: { kind: 'declared', definitionVersion: 3 } }),
+      }),
+    );
+  });
+
+  it('still refuses a second change of the service being rolled out', async () => {
+    await api.define('demo', DEMO_YAML);
+    await api.request('POST', '/groups/demo/start');
+    await api.define('demo', demoWith('1.5.0'));
+    expect((await api.define('demo', demoWith('1.6.0'))).status).toBe(409);
+  });
+
+  it('requests no rollout for a stopped group', async () => {
+    await api.define('demo', DEMO_YAML);
+    const response = await api.define('demo', demoWith('1.5.0'));
+    expect(response.body.rollout).toBeUndefined();
+  });
+});
+
+describe('/groups/{name}/services/{service}: stop, start, remove', () => {
+  async function runningDemo() {
+    await api.define('demo', DEMO_YAML);
+    await api.request('POST', '/groups/demo/start');
+  }
+
+  it('stops a service as a rollout: 202, operation stop, a reconcile run', async () => {
+    await runningDemo();
+    const response = await api.request('POST', '/groups/demo/services/call-router/stop');
+    expect(response.status).toBe(202);
+    expect(response.headers.location).toBe(`/rollouts/${response.body.id}`);
+    expect(response.body).toMatchObject({ service: 'call-router', operation: 'stop', select: 'all' });
+    expect(api.reconcile.requests.at(-1)).toMatchObject({ reason: 'rollout', rolloutId: response.body.id });
+  });
+
+  it('takes an optional selector', async () => {
+    await runningDemo();
+    const response = await api.postJson('/groups/demo/services/call-router/start', { select: '1' });
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ operation: 'start', select: '1' });
+  });
+
+  it('removes a service with DELETE', async () => {
+    const withMetrics = DEMO_YAML.replace(
+      '      media:\n        version: 2.1.0',
+      '      metrics: { version: 1.0.0 }\n      media:\n        version: 2.1.0',
+    ).replace('  lb: []', '  lb: []\n  metrics: []');
+    expect((await api.define('demo', withMetrics)).status).toBe(201);
+    await api.request('POST', '/groups/demo/start');
+    const response = await api.request('DELETE', '/groups/demo/services/metrics');
+    expect(response.status).toBe(202);
+    expect(response.body).toMatchObject({ service: 'metrics', operation: 'remove' });
+  });
+
+  it('refuses to remove a service something still needs (409)', async () => {
+    await runningDemo();
+    const response = await api.request('DELETE', '/groups/demo/services/call-router');
+    expect(response.status).toBe(409);
+    expect(response.body.detail).toContain('balance it');
+  });
+
+  it('answers 404 for a service the group does not run', async () => {
+    await runningDemo();
+    const response = await api.request('POST', '/groups/demo/services/nope/stop');
+    expect(response.status).toBe(404);
+    expect(response.headers['content-type']).toContain('problem+json');
+  });
+
+  it('answers 409 while another rollout holds the group', async () => {
+    await runningDemo();
+    await api.request('POST', '/groups/demo/services/call-router/stop');
+    const response = await api.request('POST', '/groups/demo/services/media/stop');
+    expect(response.status).toBe(409);
+  });
+
+  it('rejects unknown body members', async () => {
+    await runningDemo();
+    const response = await api.postJson('/groups/demo/services/media/stop', { version: '1' });
+    expect(response.status).toBe(400);
   });
 });

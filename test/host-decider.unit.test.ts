@@ -312,3 +312,150 @@ describe('evolveHost', () => {
     expect(evolveHost(touched, a1).lastSeq).toBe(7);
   });
 });
+
+const lost: NewEvent<HostEvent> = {
+  type: 'HostLost',
+  eventId: 'cr-1.lost',
+  data: { at: T0.toISOString(), lastSeen: T0.toISOString(), silentSeconds: 10_801, reason: 'silent' },
+};
+
+function degraded(dependency: string, version: number): NewEvent<HostEvent> {
+  return {
+    type: 'HostDegraded',
+    eventId: `cr-1.degraded.${dependency}.${version}`,
+    data: { at: T0.toISOString(), dependency, dependencyHosts: ['db-1'], reason: 'db has no healthy host' },
+  };
+}
+
+describe('hostDecider: MarkLost', () => {
+  const command: HostCommand = {
+    type: 'MarkLost',
+    loss: { lastSeen: T0.toISOString(), silentSeconds: 10_801, reason: 'silent' },
+    at: T0,
+  };
+
+  it('records a silent host lost, and its status is lost from then on', () => {
+    const first = observedEvent([registered], 1);
+    const { state, outcome } = given(registered, first).when(command).thenEvents([lost]);
+    expect(outcome).toEqual({ kind: 'lost', recorded: true });
+    expect(state).toMatchObject({ status: 'lost', lost: lost.data });
+  });
+
+  it('records nothing for a host lost already, or one whose instance ended', () => {
+    given(registered, lost).when(command).thenNothing({ kind: 'lost', recorded: false });
+    given(registered, terminated('i-1')).when(command).thenNothing({ kind: 'lost', recorded: false });
+  });
+
+  it('rejects losing a host that is not registered', () => {
+    given().when(command).thenRejects(NotFoundError);
+  });
+
+  it('keeps a lost host lost when it reports again (a zombie), recording the snapshot all the same', () => {
+    const first = observedEvent([registered], 1);
+    const later = new Date(T0.getTime() + 60_000);
+    const { state } = given(registered, first, lost)
+      .when(observe(2, machineState({ status: 'booting' }), later))
+      .thenEvents([{ type: 'StateObserved', data: { seq: 2 } }]);
+    expect(state).toMatchObject({ status: 'lost', lastSeq: 2, observed: { status: 'booting' } });
+  });
+
+  it('lets an ended instance outrank lost', () => {
+    const first = observedEvent([registered], 1);
+    expect(given(registered, first, lost, terminated('i-1')).state?.status).toBe('failed');
+  });
+});
+
+describe('hostDecider: MarkDegraded and MarkRecovered', () => {
+  const degrade = (dependency: string): HostCommand => ({
+    type: 'MarkDegraded',
+    degradation: { dependency, dependencyHosts: ['db-1'], reason: 'db has no healthy host' },
+    at: T0,
+  });
+  const recover: HostCommand = { type: 'MarkRecovered', at: T0 };
+
+  it('shows a running host degraded while a dependency has failed, and running once it recovered', () => {
+    const first = observedEvent([registered], 1);
+    const { state, outcome } = given(registered, first)
+      .when(degrade('db'))
+      .thenEvents([degraded('db', 3)]);
+    expect(outcome).toEqual({ kind: 'degraded', recorded: true });
+    expect(state).toMatchObject({
+      status: 'degraded',
+      degradedBy: { dependency: 'db', dependencyHosts: ['db-1'] },
+    });
+
+    const recovered = given(registered, first, degraded('db', 3))
+      .when(recover)
+      .thenEvents([
+        {
+          type: 'HostRecovered',
+          eventId: 'cr-1.recovered.db.4',
+          data: { dependency: 'db', at: T0.toISOString() },
+        },
+      ]);
+    expect(recovered.outcome).toEqual({ kind: 'recovered', recorded: true });
+    expect(recovered.state?.status).toBe('running');
+    expect(recovered.state).not.toHaveProperty('degradedBy');
+  });
+
+  it('records nothing for the same dependency twice, and moves to another dependency', () => {
+    const history = [registered, observedEvent([registered], 1), degraded('db', 3)];
+    given(...history)
+      .when(degrade('db'))
+      .thenNothing({ kind: 'degraded', recorded: false });
+    given(...history)
+      .when(degrade('media'))
+      .thenEvents([
+        { type: 'HostDegraded', eventId: 'cr-1.degraded.media.4', data: { dependency: 'media' } },
+      ]);
+  });
+
+  it('records nothing when a host that is not degraded recovers', () => {
+    given(registered).when(recover).thenNothing({ kind: 'recovered', recorded: false });
+  });
+
+  it('records nothing for a lost host or one whose instance ended: their news is worse', () => {
+    given(registered, lost).when(degrade('db')).thenNothing({ kind: 'degraded', recorded: false });
+    given(registered, terminated('i-1'))
+      .when(degrade('db'))
+      .thenNothing({ kind: 'degraded', recorded: false });
+  });
+
+  it('shows only a running host degraded: a failure outranks it', () => {
+    const first = observedEvent([registered], 1);
+    const failing = observedEvent([registered, first], 2, machineState({ status: 'failed' }));
+    expect(given(registered, first, degraded('db', 3)).state?.status).toBe('degraded');
+    expect(given(registered, first, failing, degraded('db', 4)).state?.status).toBe('failed');
+  });
+});
+
+describe('hostDecider: Retire', () => {
+  const retire: HostCommand = { type: 'Retire', reason: 'secret revoked', at: T0 };
+  const retired: NewEvent<HostEvent> = {
+    type: 'HostRetired',
+    eventId: 'cr-1.retired',
+    data: { reason: 'secret revoked', at: T0.toISOString() },
+  };
+
+  it('records the end of a registration once', () => {
+    expect(given(registered).when(retire).thenEmits([retired])).toEqual({ kind: 'retired', recorded: true });
+    given(registered, retired).when(retire).thenNothing({ kind: 'retired', recorded: false });
+  });
+
+  it("answers a retired host's snapshot unknown-host, naming when it was retired", () => {
+    expect(given(registered, retired).when(observe(1)).thenEmits([])).toEqual({
+      kind: 'observed',
+      verdict: { kind: 'unknown-host', retiredAt: T0.toISOString() },
+    });
+  });
+
+  it('rejects registering a retired host again', () => {
+    given(registered, retired).when({ type: 'Register', host: IDENTITY, at: T0 }).thenRejects(ConflictError);
+  });
+
+  it('drops the encrypted secret from the projection', () => {
+    const [r, t] = recorded([registered, retired]) as [RecordedEvent<HostEvent>, RecordedEvent<HostEvent>];
+    const projected: HostStreamState = { ...evolveHost(undefined, r), secretCiphertext: 'sealed' };
+    expect(evolveHost(projected, t)).toMatchObject({ secretCiphertext: '', retired: retired.data });
+  });
+});

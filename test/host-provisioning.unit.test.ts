@@ -1,6 +1,8 @@
 import {
   AddTagsToResourceCommand,
+  DeleteParameterCommand,
   ParameterAlreadyExists,
+  ParameterNotFound,
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -189,6 +191,64 @@ describe('SSM host secrets', () => {
     ).rejects.toThrow(/not an EC2 instance id/);
     expect(ssm.commandCalls(AddTagsToResourceCommand)).toHaveLength(0);
   });
+
+  it('revokes a host: its registration ends (HostRetired, no secret in the projection) and its parameter goes', async () => {
+    ssm.on(PutParameterCommand).resolves({ Version: 1 });
+    ssm.on(DeleteParameterCommand).resolves({});
+    await provisioner.prepare(HOST);
+
+    await provisioner.revoke('media-1');
+
+    expect(ssm.commandCalls(DeleteParameterCommand).map((call) => call.args[0].input)).toEqual([
+      { Name: '/fleetfold/hosts/media-1' },
+    ]);
+    const stream = await events.read(hostStream('media-1'));
+    expect(stream.events.map((event) => event.type)).toEqual(['HostRegistered', 'HostRetired']);
+    expect(await hosts.get('media-1')).toMatchObject({
+      secretCiphertext: '',
+      retired: { at: NOW.toISOString(), reason: 'secret revoked' },
+    });
+  });
+
+  it('revokes idempotently: a parameter already gone and a host already retired are no errors', async () => {
+    ssm.on(PutParameterCommand).resolves({ Version: 1 });
+    await provisioner.prepare(HOST);
+    ssm.on(DeleteParameterCommand).rejects(new ParameterNotFound({ message: 'gone', $metadata: {} }));
+
+    await provisioner.revoke('media-1');
+    await provisioner.revoke('media-1');
+
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(2);
+    const stream = await events.read(hostStream('media-1'));
+    expect(stream.events.map((event) => event.type)).toEqual(['HostRegistered', 'HostRetired']);
+  });
+
+  it('revokes a host that was never registered without an error, deleting whatever parameter there is', async () => {
+    ssm.on(DeleteParameterCommand).resolves({});
+
+    await provisioner.revoke('ghost-1');
+
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(1);
+    expect(await events.currentVersion(hostStream('ghost-1'))).toBe(0);
+  });
+
+  it('fails the revocation when SSM refuses the delete, the registration ended already', async () => {
+    ssm.on(PutParameterCommand).resolves({ Version: 1 });
+    await provisioner.prepare(HOST);
+    ssm.on(DeleteParameterCommand).rejects(new Error('AccessDeniedException: not allowed'));
+
+    await expect(provisioner.revoke('media-1')).rejects.toThrow(/not allowed/);
+    expect((await hosts.get('media-1'))?.retired).toBeDefined();
+  });
+
+  it('rejects preparing a retired host again: its id is not handed out twice', async () => {
+    ssm.on(PutParameterCommand).resolves({ Version: 1 });
+    ssm.on(DeleteParameterCommand).resolves({});
+    await provisioner.prepare(HOST);
+    await provisioner.revoke('media-1');
+
+    await expect(provisioner.prepare(HOST)).rejects.toThrow(/media-1 was retired/);
+  });
 });
 
 describe('launching a host', () => {
@@ -222,6 +282,9 @@ describe('launching a host', () => {
       },
       bind: async (hostId, bound) => {
         steps.push(`bind ${hostId} ${bound.instanceId}`);
+      },
+      revoke: async (hostId) => {
+        steps.push(`revoke ${hostId}`);
       },
     };
     return { steps, launches, fleet, provisioner, instance };

@@ -396,7 +396,7 @@ describe('control API', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
       Properties: { AuthorizationType: string; RequestValidatorId: unknown };
     }[];
-    expect(methods).toHaveLength(20);
+    expect(methods).toHaveLength(25);
     for (const method of methods) {
       expect(method.Properties.AuthorizationType).toBe('AWS_IAM');
       expect(method.Properties.RequestValidatorId).toBeDefined();
@@ -407,7 +407,7 @@ describe('control API', () => {
     });
   });
 
-  it('routes the hosts, groups and rollouts resources to the api function', () => {
+  it('routes the hosts, groups, rollouts and alarms resources to the api function', () => {
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (resource) => (resource as { Properties: { PathPart: string } }).Properties.PathPart,
     );
@@ -415,7 +415,9 @@ describe('control API', () => {
       [
         ...['hosts', '{id}', 'history', 'state', 'diff', 'desired', 'drift'],
         ...['groups', '{name}', 'history', 'start', 'stop', 'rollouts'],
-        ...['rollouts', '{id}', 'pause', 'resume', 'abort'],
+        ...['services', '{service}', 'stop', 'start'],
+        ...['rollouts', '{id}', 'pause', 'resume', 'abort', 'revert'],
+        'alarms',
       ].sort(),
     );
     template.allResourcesProperties('AWS::ApiGateway::Method', {
@@ -610,8 +612,8 @@ describe('host instance role', () => {
 });
 
 describe('desired-state fan-out', () => {
-  it('creates one encrypted, TLS-only state topic by default', () => {
-    template.resourceCountIs('AWS::SNS::Topic', 1);
+  it('creates one encrypted, TLS-only state topic by default (beside the alarm topic)', () => {
+    template.resourceCountIs('AWS::SNS::Topic', 2);
     template.hasResourceProperties('AWS::SNS::Topic', {
       TopicName: 'fleetfold-states',
       KmsMasterKeyId: Match.anyValue(),
@@ -622,6 +624,43 @@ describe('desired-state fan-out', () => {
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: { KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' },
+    });
+  });
+});
+
+describe('alarm topic', () => {
+  const topicRef = () => ({ Ref: logicalId(stack.alarms.topic) });
+
+  it('creates an encrypted alarm topic and outputs its ARN', () => {
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      TopicName: 'fleetfold-alarms',
+      KmsMasterKeyId: Match.anyValue(),
+    });
+    template.hasOutput('AlarmTopicArn', { Value: topicRef() });
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('tells the reconcile and the api the topic, and lets both publish to it and nothing else of it', () => {
+    for (const fn of [stack.reconcile, stack.api]) {
+      const variables = template.toJSON().Resources[logicalId(fn.function)].Properties.Environment
+        .Variables as Record<string, unknown>;
+      expect(variables.ALARM_TOPIC_ARN).toEqual(topicRef());
+      const onTopic = policyStatements(fn.role).filter(
+        (statement) => JSON.stringify(statement.Resource) === JSON.stringify(topicRef()),
+      );
+      expect(onTopic).toEqual([expect.objectContaining({ Action: 'sns:Publish', Effect: 'Allow' })]);
+    }
+  });
+
+  it('subscribes the alarmEmail context value by e-mail', () => {
+    const withEmail = buildApp({
+      context: { 'aws:cdk:bundling-stacks': [], alarmEmail: 'ops@example.com' },
+      outdir: mkdtempSync(path.join(outdir, 'alarm-email-')),
+    }).stack;
+    Template.fromStack(withEmail).hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: logicalId(withEmail.alarms.topic) },
     });
   });
 });

@@ -42,6 +42,19 @@ describe('parseSnapshot', () => {
     });
   });
 
+  it("rejects a host reporting itself lost or degraded: those are the control plane's judgement", () => {
+    for (const status of ['lost', 'degraded']) {
+      const snapshot = { ...unsignedSnapshot(1, t0), signature: 'hmac-sha256=00' };
+      const body = JSON.stringify({ ...snapshot, state: { ...snapshot.state, status } });
+      expect(parseSnapshot(body, 'cr-1', 1)).toMatchObject({
+        rejection: {
+          reason: 'malformed',
+          detail: `body is not a snapshot: state.status: "${status}" is the control plane's judgement of a host, never a status a host reports`,
+        },
+      });
+    }
+  });
+
   it('rejects a snapshot under another host prefix', () => {
     const body = JSON.stringify(signSnapshot(secret, unsignedSnapshot(3, t0)));
     expect(parseSnapshot(body, 'db-1', 3)).toMatchObject({ rejection: { reason: 'foreign' } });
@@ -56,6 +69,16 @@ describe('judgeSnapshot', () => {
     if (verdict.kind !== 'changed') return;
     expect(verdict.event).toMatchObject({ type: 'StateObserved', eventId: 'k1', data: { seq: 1 } });
     expect(verdict.next).toMatchObject({ version: 2, lastSeq: 1, status: 'running', metrics: { load: 0.2 } });
+  });
+
+  it("records a lost host's snapshot (its history) but keeps its status lost", () => {
+    const loss = { at: t0.toISOString(), silentSeconds: 20_000, reason: 'silent' };
+    const verdict = judge(registeredHost({ status: 'lost', lost: loss }), 1);
+    expect(verdict).toMatchObject({
+      kind: 'changed',
+      event: { type: 'StateObserved' },
+      next: { status: 'lost' },
+    });
   });
 
   it('rejects a bad signature', () => {

@@ -321,7 +321,7 @@ describe('planGroup invariants (random groups and fleets)', () => {
         for (const entry of located(plan)) {
           const { action } = entry;
           if (action.kind !== 'assign' && action.kind !== 'terminate') {
-            if (action.kind !== 'notify') latest.set(action.hostId, action.state);
+            if (action.kind !== 'notify' && action.kind !== 'reboot') latest.set(action.hostId, action.state);
             continue;
           }
           const host = state.hosts.find((candidate) => candidate.hostId === action.hostId);
@@ -383,7 +383,12 @@ describe('planGroup invariants (random groups and fleets)', () => {
               const after = action.state.upstreams ?? {};
               expect(Object.keys(after).some((service) => !same(before[service], after[service]))).toBe(true);
             }
-            if (action.kind !== 'notify' && action.kind !== 'terminate' && action.state.upstreams) {
+            if (
+              action.kind !== 'notify' &&
+              action.kind !== 'terminate' &&
+              action.kind !== 'reboot' &&
+              action.state.upstreams
+            ) {
               upstreams.set(action.hostId, action.state.upstreams);
             }
           }
@@ -412,7 +417,7 @@ describe('planGroup invariants (random groups and fleets)', () => {
           ]),
         );
         for (const { action } of located(plan)) {
-          if (action.kind === 'notify' || action.kind === 'terminate') continue;
+          if (action.kind === 'notify' || action.kind === 'terminate' || action.kind === 'reboot') continue;
           if (action.kind === 'launch') expect(action.state.stateVersion).toBe(1);
           else expect(action.state.stateVersion).toBe((version.get(action.hostId) ?? 0) + 1);
           version.set(action.hostId, action.state.stateVersion);

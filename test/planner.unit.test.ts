@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../shared/errors.ts';
+import { compileGroup } from '../shared/groups/compile.ts';
 import type { Action, ActualHost, DesiredHostState, Plan } from '../shared/groups/model.ts';
 import { type PlanInput, planGroup } from '../shared/groups/planner.ts';
 import {
   actionsOf,
   carryOut,
   configuration,
+  converge,
   convergedCluster,
   input,
   NOW,
+  voiceDefinition,
   voiceGroup,
   withHosts,
 } from './support/planner-fixtures.ts';
@@ -86,6 +89,7 @@ describe('planGroup: starting a group', () => {
       services: { media: { version: '1.0', port: 7000, config: { codec: 'opus' } } },
       config: {},
       mode: 'running',
+      launchedAs: '{"instanceType":"c7g.large","roles":["media"]}',
     });
     expect(plan.waves[1]?.awaits).toContainEqual({ hostId: 'media-2', stateVersion: 1 });
   });
@@ -615,5 +619,157 @@ describe('planGroup: convergence', () => {
 
   it('rejects a time that is not a time', () => {
     expect(() => planGroup({ ...cluster(), now: 'yesterday' })).toThrow(ValidationError);
+  });
+});
+
+describe('planGroup: replacing a host type launched otherwise (replaceHostType)', () => {
+  const bigger = (state: PlanInput): PlanInput => {
+    const definition = voiceDefinition();
+    const media = definition.hostTypes.media as NonNullable<(typeof definition.hostTypes)['media']>;
+    media.instanceType = 'c7g.xlarge';
+    return { ...state, group: compileGroup(definition, 2) };
+  };
+  const replace = { id: 'r9', service: 'media', replaceHostType: 'media' };
+
+  it('launches each replacement with the old host state, then terminates the old host once it is up', () => {
+    const state = bigger(cluster());
+    const plan = planGroup({ ...state, rollout: replace });
+
+    const launched = actionsOf(plan, 'launch').map((action) => action.hostId);
+    expect(launched).toEqual(['media-5', 'media-6', 'media-7', 'media-8']);
+    const launch = plan.waves.flatMap((wave) => wave.actions).find((action) => action.kind === 'launch');
+    expect(launch).toMatchObject({ replaces: 'media-1' });
+    // One host at a time (wave and budget "max(1, 25%)"): the next launch waits for the last old host to go.
+    expect(waveOf(plan, 'terminate', 'media-1')).toBeLessThan(waveOf(plan, 'launch', 'media-6'));
+    for (const wave of plan.waves) expect(wave.disrupted.length).toBeLessThanOrEqual(1);
+    expect(stateOf(plan, 'launch', 'media-5')).toMatchObject({
+      services: state.desired['media-1']?.services,
+      launchedAs: '{"instanceType":"c7g.xlarge","roles":["media"]}',
+    });
+    // Surge-first: the new host is awaited before the old one goes.
+    expect(waveOf(plan, 'launch', 'media-5')).toBeLessThan(waveOf(plan, 'terminate', 'media-1'));
+    expect(plan.waves[waveOf(plan, 'launch', 'media-5')]?.awaits).toContainEqual({
+      hostId: 'media-5',
+      stateVersion: 1,
+    });
+  });
+
+  it('replaces within the disruption budget and comes to an end: every host launched as defined now', () => {
+    let state: PlanInput = { ...bigger(cluster()), rollout: replace };
+    const terminatedPerPlan: number[] = [];
+    for (let round = 0; round < 12; round += 1) {
+      const plan = planGroup(state);
+      if (plan.waves.length === 0) break;
+      for (const wave of plan.waves) expect(wave.disrupted.length).toBeLessThanOrEqual(1);
+      terminatedPerPlan.push(actionsOf(plan, 'terminate').length);
+      state = carryOut(state, plan);
+    }
+    const media = state.hosts.filter((host) => host.hostType === 'media');
+    expect(media).toHaveLength(4);
+    expect(media.map((host) => host.hostId).sort()).toEqual(['media-5', 'media-6', 'media-7', 'media-8']);
+    for (const host of media)
+      expect(state.desired[host.hostId]?.launchedAs).toBe('{"instanceType":"c7g.xlarge","roles":["media"]}');
+    expect(planGroup(state).waves).toEqual([]);
+  });
+
+  it('drains an old host with live sessions before it goes', () => {
+    const state = given(bigger(cluster()), {
+      'media-1': { liveSessions: 3 },
+      'media-2': { liveSessions: 0 },
+    });
+    const plan = planGroup({ ...state, rollout: replace });
+
+    const successor = plan.waves
+      .flatMap((wave) => wave.actions)
+      .find((action) => action.kind === 'launch' && action.replaces === 'media-1');
+    expect(successor?.kind).toBe('launch');
+    expect(waveOf(plan, 'launch', successor?.kind === 'launch' ? successor.hostId : '')).toBeLessThan(
+      waveOf(plan, 'drain', 'media-1'),
+    );
+    expect(waveOf(plan, 'drain', 'media-1')).toBeLessThan(waveOf(plan, 'terminate', 'media-1'));
+  });
+
+  it('when a replacement was interrupted, scale-in lets the host launched otherwise go', () => {
+    const state = bigger(cluster());
+    const once = carryOut(state, {
+      group: 'voice',
+      deferred: [],
+      waves: [planGroup({ ...state, rollout: replace }).waves[0] as Plan['waves'][number]],
+    });
+    const plan = planGroup(once);
+
+    expect(actionsOf(plan, 'terminate').map((action) => action.hostId)).toEqual(['media-1']);
+  });
+});
+
+describe('planGroup: service operations', () => {
+  it('stops a service: its spec is marked stopped, in waves within the budget', () => {
+    const plan = planGroup({ ...cluster(), rollout: { id: 'r2', service: 'media', operation: 'stop' } });
+
+    expect(stateOf(plan, 'assign', 'media-1').services.media).toMatchObject({
+      version: '1.0',
+      stopped: true,
+    });
+    for (const wave of plan.waves) expect(wave.disrupted.length).toBeLessThanOrEqual(1);
+  });
+
+  it('starts a stopped service again and plans nothing for hosts where it runs', () => {
+    const stopped = converge({
+      ...cluster(),
+      rollout: { id: 'r2', service: 'media', operation: 'stop' },
+    }).state;
+    expect(stopped.desired['media-4']?.services.media?.stopped).toBe(true);
+    const plan = planGroup({ ...stopped, rollout: { id: 'r3', service: 'media', operation: 'start' } });
+
+    expect(stateOf(plan, 'assign', 'media-1').services.media).not.toHaveProperty('stopped');
+    const started = converge({
+      ...stopped,
+      rollout: { id: 'r3', service: 'media', operation: 'start' },
+    }).state;
+    expect(
+      planGroup({ ...started, rollout: { id: 'r3', service: 'media', operation: 'start' } }).waves,
+    ).toEqual([]);
+  });
+
+  it('removes a service from the selected hosts only', () => {
+    const plan = planGroup({
+      ...cluster(),
+      rollout: { id: 'r4', service: 'media', operation: 'remove', select: 'ids(media-2)' },
+    });
+
+    expect(stateOf(plan, 'assign', 'media-2').services).toEqual({});
+    expect(actionsOf(plan, 'assign').map((action) => action.hostId)).toEqual(['media-2']);
+  });
+
+  it('drains a host with live sessions before stopping its service', () => {
+    const state = given(cluster(), { 'media-1': { liveSessions: 2 } });
+    const plan = planGroup({
+      ...state,
+      rollout: { id: 'r5', service: 'media', operation: 'stop', select: 'ids(media-1)' },
+    });
+
+    expect(waveOf(plan, 'drain', 'media-1')).toBeLessThan(waveOf(plan, 'assign', 'media-1'));
+  });
+});
+
+describe('planGroup: scale-in', () => {
+  it('prefers hosts without sessions and drains the others it must remove', () => {
+    const state = given(cluster(), {
+      'media-1': { liveSessions: 5 },
+      'media-2': { liveSessions: 0 },
+      'media-3': { liveSessions: 4 },
+      'media-4': { liveSessions: 6 },
+    });
+    const oneLess = planGroup({ ...state, group: voiceGroup({ media: 3 }) });
+    expect(actionsOf(oneLess, 'terminate').map((action) => action.hostId)).toEqual(['media-2']);
+    expect(actionsOf(oneLess, 'drain')).toEqual([]);
+
+    const twoLess = planGroup({ ...state, group: voiceGroup({ media: 2 }) });
+    expect(actionsOf(twoLess, 'terminate').map((action) => action.hostId)).toContain('media-2');
+    const drained = actionsOf(twoLess, 'drain').map((action) => action.hostId);
+    expect(drained).toHaveLength(1);
+    expect(waveOf(twoLess, 'drain', drained[0] as string)).toBeLessThan(
+      waveOf(twoLess, 'terminate', drained[0] as string),
+    );
   });
 });

@@ -68,6 +68,7 @@ class RecordingPublisher implements StatePublisher {
   async publish(states: readonly DesiredHostState[]) {
     this.published.push(...states);
   }
+  async broadcast() {}
 }
 
 async function given(live: FleetInstance[] = []) {

@@ -7,7 +7,7 @@ import type { DesiredHostState, Plan, Rollout } from '../shared/groups/model.ts'
 import type { FleetPort, StatePublisher } from '../shared/groups/ports.ts';
 import type { HostRecord } from '../shared/ports.ts';
 import { commandRollout } from '../shared/rollouts/rollout-service.ts';
-import type { HostStatus } from '../shared/schemas.ts';
+import type { ReportedHostStatus } from '../shared/schemas.ts';
 import { machineState, registeredHost } from './support/fixtures.ts';
 import { MemoryDocumentStore, MemoryEventStore, MemoryHostStore } from './support/memory-stores.ts';
 import { holdLease, plannedRollout, planRef, runningGroup } from './support/reconcile-fixtures.ts';
@@ -30,16 +30,18 @@ const unusedFleet: FleetPort = {
 const unusedProvisioner: HostProvisioner = {
   prepare: () => Promise.reject(new Error('not expected')),
   bind: () => Promise.reject(new Error('not expected')),
+  revoke: () => Promise.reject(new Error('not expected')),
 };
 const unusedPublisher: StatePublisher = {
   ensureInbox: () => Promise.reject(new Error('not expected')),
   removeInbox: () => Promise.reject(new Error('not expected')),
   publish: () => Promise.reject(new Error('not expected')),
+  broadcast: () => Promise.reject(new Error('not expected')),
 };
 
 interface HostReport {
   hostId: string;
-  status?: HostStatus;
+  status?: ReportedHostStatus;
   applied: number;
   sessions?: number;
   /** The call-router version it reports running; default: the rollout's 1.5.0 once it applied its state. */

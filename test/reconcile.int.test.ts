@@ -12,6 +12,7 @@ import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import { hostStream } from '../shared/events.ts';
+import type { BroadcastTarget } from '../shared/groups/broadcast.ts';
 import { parseGroupDefinition } from '../shared/groups/compile.ts';
 import { type GroupEvent, groupStream } from '../shared/groups/events.ts';
 import { GroupService } from '../shared/groups/group-service.ts';
@@ -27,6 +28,7 @@ import type {
   StatePublisher,
 } from '../shared/groups/ports.ts';
 import { ensureHostRegistered } from '../shared/host-registration.ts';
+import { retireHost } from '../shared/hosts/host-commands.ts';
 import type { HostStatus } from '../shared/schemas.ts';
 import { report } from './support/host-reports.ts';
 import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.ts';
@@ -65,6 +67,7 @@ function testProvisioner(now: () => Date): HostProvisioner {
       return `/fleetfold/test/${host.hostId}`;
     },
     bind: async () => {},
+    revoke: (hostId) => retireHost({ events, hosts, now }, hostId, 'secret revoked').then(() => {}),
   };
 }
 
@@ -136,6 +139,12 @@ class SimulatedHosts implements StatePublisher {
 
   async removeInbox(hostId: string) {
     this.inboxes.delete(hostId);
+  }
+
+  readonly broadcasts: { target: BroadcastTarget; payload: Record<string, unknown>; messageId: string }[] =
+    [];
+  async broadcast(target: BroadcastTarget, payload: Record<string, unknown>, messageId: string) {
+    this.broadcasts.push({ target, payload, messageId });
   }
 
   async publish(states: readonly DesiredHostState[]) {

@@ -468,3 +468,115 @@ describe('a succeeded rollout becomes the group definition', () => {
     expect(next.body.previousVersion).toBe('2.2.0');
   });
 });
+
+describe('POST /rollouts/{id}/revert', () => {
+  it('reverts a succeeded rollout with a new one named a revert of it, back to the version its hosts had', async () => {
+    await runningDemo();
+    const first = await api.postJson('/groups/demo/rollouts', { service: 'call-router', version: '1.5.0' });
+    const id = first.body.id as string;
+    expect(first.body).toMatchObject({ from: { version: '1.4.0' } });
+    await moveTo(id, 'succeeded');
+
+    const response = await api.request('POST', `/rollouts/${id}/revert`);
+    expect(response.status).toBe(202);
+    const revertId = response.body.id as string;
+    expect(revertId).not.toBe(id);
+    expect(response.headers.location).toBe(`/rollouts/${revertId}`);
+    expect(response.body).toMatchObject({
+      revertOf: id,
+      service: 'call-router',
+      version: '1.4.0',
+      select: 'all',
+      status: 'pending',
+      executionId: expect.any(String),
+    });
+    expect(api.reconcile.requests.at(-1)).toMatchObject({ reason: 'rollout', rolloutId: revertId });
+  });
+
+  it('reverts a canary on the hosts it reached only', async () => {
+    await runningDemo();
+    const first = await api.postJson('/groups/demo/rollouts', {
+      service: 'call-router',
+      version: '1.5.0',
+      select: '1',
+    });
+    const id = first.body.id as string;
+    const give = (command: Parameters<typeof commandRollout>[2]) => commandRollout(api.deps, id, command);
+    const at = api.now();
+    await give({
+      type: 'Plan',
+      waves: [{ index: 0, hosts: ['demo-call-router-1'] }],
+      targets: [],
+      run: 'r',
+      at,
+    });
+    await give({ type: 'SettleWave', index: 0, done: ['demo-call-router-1'], failed: [], at });
+    await give({ type: 'Succeed', at });
+
+    const response = await api.request('POST', `/rollouts/${id}/revert`);
+    expect(response.body).toMatchObject({ revertOf: id, select: 'ids(demo-call-router-1)' });
+  });
+
+  it('reverts a stop with a start', async () => {
+    await runningDemo();
+    const stop = await api.request('POST', '/groups/demo/services/call-router/stop');
+    await moveTo(stop.body.id as string, 'succeeded');
+    const response = await api.request('POST', `/rollouts/${stop.body.id}/revert`);
+    expect(response.body).toMatchObject({ operation: 'start', revertOf: stop.body.id });
+  });
+
+  it('refuses a rollout still active with 409 pointing at abort', async () => {
+    await runningDemo();
+    const first = await api.postJson('/groups/demo/rollouts', { service: 'call-router', version: '1.5.0' });
+    const id = first.body.id as string;
+    await moveTo(id, 'running');
+    const response = await api.request('POST', `/rollouts/${id}/revert`);
+    expect(response.status).toBe(409);
+    expect(response.body.detail).toContain('abort');
+    expect(response.body.abort).toBe(`/rollouts/${id}/abort`);
+  });
+
+  it('refuses a rollout that was aborted (nothing left to revert) and answers 404 for an unknown one', async () => {
+    await runningDemo();
+    const first = await api.postJson('/groups/demo/rollouts', { service: 'call-router', version: '1.5.0' });
+    const id = first.body.id as string;
+    await api.request('POST', `/rollouts/${id}/abort`);
+    await commandRollout(api.deps, id, { type: 'FinishRevert', at: api.now() });
+    expect((await api.request('POST', `/rollouts/${id}/revert`)).status).toBe(409);
+    expect((await api.request('POST', '/rollouts/r-nope/revert')).status).toBe(404);
+  });
+});
+
+describe('declared changes of several services', () => {
+  it('rolls them out one at a time: the next rollout is requested, and its stream created, when one succeeds', async () => {
+    await runningDemo();
+    const both = DEMO_YAML.replace('version: 1.4.0', 'version: 1.5.0').replace(
+      'version: 2.1.0',
+      'version: 2.2.0',
+    );
+    const defined = await api.define('demo', both);
+    const first = (defined.body.rollout as { id: string }).id;
+    expect((await api.request('GET', `/rollouts/${first}`)).body).toMatchObject({ service: 'call-router' });
+    expect(defined.body.declaredQueue).toEqual([
+      expect.objectContaining({
+        service: 'media',
+        definitionVersion: 3,
+        from: expect.objectContaining({ version: '2.1.0' }),
+      }),
+    ]);
+
+    await moveTo(first, 'succeeded');
+
+    const group = await api.request('GET', '/groups/demo');
+    const next = group.body.activeRollout as string;
+    expect(group.body.declaredQueue).toBeUndefined();
+    expect(next).toBeDefined();
+    expect(next).not.toBe(first);
+    expect(await statusOf(next)).toBe('pending');
+    expect((await api.request('GET', `/rollouts/${next}`)).body).toMatchObject({
+      service: 'media',
+      version: '2.2.0',
+      cause: { kind: 'declared', definitionVersion: 3 },
+    });
+  });
+});

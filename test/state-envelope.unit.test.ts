@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStateSigner } from '../shared/adapters/local-state-signer.ts';
-import { checkBroadcast, signBroadcast } from '../shared/groups/broadcast.ts';
+import {
+  BROADCAST_WINDOW_MS,
+  broadcastMessageId,
+  checkBroadcast,
+  signBroadcast,
+} from '../shared/groups/broadcast.ts';
 import type { DesiredHostState } from '../shared/groups/model.ts';
 import type { StateEnvelope } from '../shared/groups/ports.ts';
 import { checkEnvelope, envelopeMessage, sha256Hex, signEnvelope } from '../shared/state-envelope.ts';
@@ -176,29 +181,61 @@ describe('state envelopes', () => {
 
 describe('broadcast envelopes', () => {
   const host = { group: 'demo', roles: ['call-router', 'lb'] };
+  const sign = (by: LocalStateSigner, role: string, messageId = 'b-1', signedAt = at) =>
+    signBroadcast(by, { group: 'demo', role }, { kind: 'notify' }, signedAt, messageId);
 
-  it('verify for a host of the group having the role', async () => {
-    const envelope = await signBroadcast(signer, { group: 'demo', role: 'lb' }, { kind: 'notify' }, at);
-    expect(checkBroadcast(JSON.parse(JSON.stringify(envelope)), signer.publicKeyPem, host).ok).toBe(true);
+  it('verify for a host of the group having the role, signed within the window', async () => {
+    const envelope = await sign(signer, 'lb');
+    expect(envelope.messageId).toBe('b-1');
+    expect(checkBroadcast(JSON.parse(JSON.stringify(envelope)), signer.publicKeyPem, host, at).ok).toBe(true);
+    const later = new Date(at.getTime() + BROADCAST_WINDOW_MS);
+    expect(checkBroadcast(envelope, signer.publicKeyPem, host, later).ok).toBe(true);
   });
 
   it('rejects one for another group or role, tampered, or signed with another key', async () => {
-    const other = await signBroadcast(signer, { group: 'demo', role: 'db' }, { kind: 'notify' }, at);
-    expect(checkBroadcast(other, signer.publicKeyPem, host)).toMatchObject({ reason: 'not-for-me' });
-    const good = await signBroadcast(signer, { group: 'demo', role: 'lb' }, { kind: 'notify' }, at);
-    expect(checkBroadcast({ ...good, role: 'call-router' }, signer.publicKeyPem, host)).toMatchObject({
+    const other = await sign(signer, 'db');
+    expect(checkBroadcast(other, signer.publicKeyPem, host, at)).toMatchObject({ reason: 'not-for-me' });
+    const good = await sign(signer, 'lb');
+    expect(checkBroadcast({ ...good, role: 'call-router' }, signer.publicKeyPem, host, at)).toMatchObject({
       reason: 'bad-signature',
     });
-    const forged = await signBroadcast(stranger, { group: 'demo', role: 'lb' }, { kind: 'notify' }, at);
-    expect(checkBroadcast(forged, signer.publicKeyPem, host)).toMatchObject({ reason: 'bad-signature' });
+    expect(checkBroadcast({ ...good, messageId: 'b-2' }, signer.publicKeyPem, host, at)).toMatchObject({
+      reason: 'bad-signature',
+    });
+    const forged = await sign(stranger, 'lb');
+    expect(checkBroadcast(forged, signer.publicKeyPem, host, at)).toMatchObject({ reason: 'bad-signature' });
+  });
+
+  it('rejects one signed outside the window either way, or without a message id', async () => {
+    const envelope = await sign(signer, 'lb');
+    const late = new Date(at.getTime() + BROADCAST_WINDOW_MS + 1000);
+    const early = new Date(at.getTime() - BROADCAST_WINDOW_MS - 1000);
+    expect(checkBroadcast(envelope, signer.publicKeyPem, host, late)).toMatchObject({ reason: 'stale' });
+    expect(checkBroadcast(envelope, signer.publicKeyPem, host, early)).toMatchObject({ reason: 'stale' });
+    const { messageId: _, ...withoutId } = envelope;
+    expect(checkBroadcast(withoutId, signer.publicKeyPem, host, at)).toMatchObject({ reason: 'malformed' });
+  });
+
+  it('derives the same message id for the same plan, wave, action and target, another for any other', () => {
+    const source = { planId: 'demo.run', wave: 1, action: 3, target: { group: 'demo', role: 'lb' } };
+    const id = broadcastMessageId(source);
+    expect(broadcastMessageId({ ...source })).toBe(id);
+    for (const other of [
+      { ...source, planId: 'demo.run.pass-2' },
+      { ...source, wave: 2 },
+      { ...source, action: 4 },
+      { ...source, target: { group: 'demo', role: 'db' } },
+      { ...source, target: { group: 'other', role: 'lb' } },
+    ])
+      expect(broadcastMessageId(other)).not.toBe(id);
   });
 
   it('cannot pass for a state envelope, nor a state envelope for a broadcast', async () => {
-    const broadcast = await signBroadcast(signer, { group: 'demo', role: 'lb' }, { kind: 'notify' }, at);
+    const broadcast = await sign(signer, 'lb');
     expect(
       checkEnvelope({ ...broadcast, hostId: 'cr-1', stateVersion: 1 }, signer.publicKeyPem, 'cr-1').ok,
     ).toBe(false);
     const envelope = await signEnvelope(signer, { state: state() }, at);
-    expect(checkBroadcast(envelope, signer.publicKeyPem, host).ok).toBe(false);
+    expect(checkBroadcast(envelope, signer.publicKeyPem, host, at).ok).toBe(false);
   });
 });

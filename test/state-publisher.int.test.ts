@@ -15,6 +15,9 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppliedStateStore } from '../agent/applied-state.ts';
+import { StateInbox } from '../agent/inbox.ts';
+import { BroadcastLedger, BroadcastReceiver, type DependencyChange } from '../agent/notify.ts';
 import { type Emulators, localClientConfig, startEmulators } from '../infra/local/emulators.ts';
 import { ensureStateTopics } from '../infra/local/inboxes.ts';
 import { LocalStateSigner } from '../shared/adapters/local-state-signer.ts';
@@ -172,9 +175,9 @@ describe('SnsStatePublisher on fauxqs', () => {
     );
     expect(subscriptions.Subscriptions).toHaveLength(1);
 
-    await publisher.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'db' });
+    await publisher.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'db' }, 'b-1');
     expect(await drain(first.queueUrl)).toHaveLength(0);
-    await publisher.broadcast({ group: 'g1', role: 'call-router' }, { kind: 'notify', service: 'db' });
+    await publisher.broadcast({ group: 'g1', role: 'call-router' }, { kind: 'notify', service: 'db' }, 'b-2');
     expect(await drain(first.queueUrl)).toHaveLength(1);
   });
 
@@ -188,16 +191,54 @@ describe('SnsStatePublisher on fauxqs', () => {
     ];
     const urls = await Promise.all(addresses.map((a) => publisher.ensureInbox(a)));
 
-    await publisher.broadcast({ group: 'g1', role: 'call-router' }, { kind: 'notify', service: 'db' });
+    await publisher.broadcast({ group: 'g1', role: 'call-router' }, { kind: 'notify', service: 'db' }, 'b-3');
 
     const received = await Promise.all(urls.map((u) => bodies(u.queueUrl)));
     expect(received.map((r) => r.length)).toEqual([1, 1, 0, 0]);
-    expect(checkBroadcast(received[0]?.[0], signer.publicKeyPem, addresses[0] as InboxAddress)).toMatchObject(
-      {
-        ok: true,
-        envelope: { payload: { kind: 'notify', service: 'db' } },
-      },
-    );
+    for (const [index, bodiesOfHost] of received.entries()) {
+      const address = addresses[index] as InboxAddress;
+      for (const body of bodiesOfHost)
+        expect(checkBroadcast(body, signer.publicKeyPem, address, new Date())).toMatchObject({
+          ok: true,
+          envelope: { payload: { kind: 'notify', service: 'db' }, messageId: 'b-3' },
+        });
+    }
+  });
+
+  it("is acted on once by the agent's inbox of a host having the role, however often it is sent", async () => {
+    const publisher = await publisherOn('notify', 2);
+    const address: InboxAddress = { hostId: 'n1', group: 'g1', roles: ['media'] };
+    const { queueUrl } = await publisher.ensureInbox(address);
+    const changes: DependencyChange[] = [];
+    const quiet = { info: () => {}, warn: () => {} };
+    const inbox = new StateInbox({
+      hostId: 'n1',
+      sqs,
+      s3,
+      queue: { url: queueUrl },
+      publicKey: signer.publicKeyPem,
+      applied: new AppliedStateStore({ stateDir, hostId: 'n1' }),
+      apply: async () => {},
+      waitTimeSeconds: 0,
+      logger: quiet,
+      broadcasts: new BroadcastReceiver({
+        ...address,
+        publicKey: signer.publicKeyPem,
+        ledger: new BroadcastLedger({ stateDir, hostId: 'n1' }),
+        listener: { notify: async (change) => void changes.push(change) },
+        logger: quiet,
+      }),
+    });
+    const payload = { kind: 'notify', service: 'db', reason: 'db 2.0.0', hostIds: ['n1'] };
+
+    await publisher.broadcast({ group: 'g1', role: 'media' }, payload, 'b-n1');
+    await publisher.broadcast({ group: 'g1', role: 'media' }, payload, 'b-n1');
+    const receipts = [];
+    for (let i = 0; i < 3; i += 1) receipts.push(...((await inbox.receiveOnce()).broadcasts ?? []));
+
+    expect(receipts.map(({ receipt }) => receipt.status).sort()).toEqual(['acted', 'refused']);
+    expect(changes).toEqual([{ service: 'db', reason: 'db 2.0.0', hostIds: ['n1'], messageId: 'b-n1' }]);
+    expect(await drain(queueUrl)).toHaveLength(0);
   });
 
   it('does not deliver a per-host state to other hosts sharing its group and role', async () => {
@@ -257,7 +298,7 @@ describe('SnsStatePublisher on fauxqs', () => {
     const expectedBatches = perShard.reduce((sum, n) => sum + Math.ceil(n / 10), 0);
     expect(operations.filter((op) => op === 'SNS:PublishBatch')).toHaveLength(expectedBatches);
 
-    await publisher.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'lb' });
+    await publisher.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'lb' }, 'b-4');
     for (const url of urls) expect(await drain(url.queueUrl)).toHaveLength(1);
   });
 
@@ -267,8 +308,8 @@ describe('SnsStatePublisher on fauxqs', () => {
     const quadruple = await publisherOn('reshard', 4);
     await quadruple.ensureInbox({ hostId: 'r7', group: 'g1', roles: ['media'] });
 
-    await quadruple.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'lb' });
-    await single.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'lb' });
+    await quadruple.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'lb' }, 'b-5');
+    await single.broadcast({ group: 'g1', role: 'media' }, { kind: 'notify', service: 'lb' }, 'b-6');
 
     // The broadcast on the four new shards reaches it once; the one on the old single topic not at all.
     expect(await drain(queueUrl)).toHaveLength(1);

@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import { canonicalJson } from '../../shared/canonical.ts';
 import type { DesiredHostState, ServiceSpec } from '../../shared/groups/model.ts';
 import { type AgentLogger, jsonLineLogger } from '../agent.ts';
+import type { DependencyChange, DependencyListener } from '../notify.ts';
 import type { HostRuntime } from '../runtime.ts';
-import type { StateApplier } from './applier.ts';
-import { writeConfigFile } from './config-file.ts';
+import { runningServices, type StateApplier } from './applier.ts';
+import { configFilePath, writeConfigFile } from './config-file.ts';
 
 export type HookAction = 'start' | 'restart' | 'stop' | 'drain' | 'resume';
 
@@ -67,8 +68,8 @@ export const shellHookRunner: HookRunner = (command, env, timeoutMs) =>
  */
 export function planHooks(previous: DesiredHostState | undefined, next: DesiredHostState): HookStep[] {
   const before: Record<string, ServiceSpec> =
-    previous && previous.mode !== 'stopped' ? previous.services : {};
-  const after: Record<string, ServiceSpec> = next.mode === 'stopped' ? {} : next.services;
+    previous && previous.mode !== 'stopped' ? runningServices(previous.services) : {};
+  const after: Record<string, ServiceSpec> = next.mode === 'stopped' ? {} : runningServices(next.services);
   const step = (action: HookAction, service: string, spec: ServiceSpec): HookStep => ({
     action,
     service,
@@ -120,13 +121,19 @@ export interface Ec2ApplierOptions {
  * FLEETFOLD_SERVICE_PORT, FLEETFOLD_STATE_VERSION, FLEETFOLD_HOST_MODE and FLEETFOLD_CONFIG_FILE.
  * A hook that fails (non-zero, or killed at the timeout) marks its service failed in the next snapshot, and
  * the next state starts it again.
+ *
+ * When a service this host depends on changed, the same command runs once with FLEETFOLD_ACTION=notify,
+ * FLEETFOLD_SERVICE (and FLEETFOLD_NOTIFY_SERVICE) naming that service, not one of this host's, and
+ * FLEETFOLD_NOTIFY_REASON saying what changed: a hook that does not handle `notify` should exit 0 on it.
  */
-export class Ec2Applier implements StateApplier {
+export class Ec2Applier implements StateApplier, DependencyListener {
   readonly #options: Ec2ApplierOptions;
   readonly #runHook: HookRunner;
   readonly #logger: AgentLogger;
   // At boot nothing is known to run: the first state starts every service, which a restart hook tolerates.
   #previous: DesiredHostState | undefined;
+  /** The state applied last, whole (#previous leaves out failed services). */
+  #current: DesiredHostState | undefined;
 
   constructor(options: Ec2ApplierOptions) {
     this.#options = options;
@@ -171,16 +178,53 @@ export class Ec2Applier implements StateApplier {
     for (const name of runtime.serviceNames()) if (!(name in state.services)) runtime.removeService(name);
     for (const [name, spec] of Object.entries(state.services)) {
       const port = spec.port === undefined ? {} : { port: spec.port };
-      const status = state.mode === 'stopped' ? 'stopped' : failed.has(name) ? 'failed' : 'running';
+      const status =
+        state.mode === 'stopped' || spec.stopped === true
+          ? 'stopped'
+          : failed.has(name)
+            ? 'failed'
+            : 'running';
       runtime.setService(name, { version: spec.version, status, ...port });
     }
     runtime.setMode(state.mode);
     runtime.setAppliedStateVersion(state.stateVersion);
+    this.#current = state;
     // A failed service is remembered as not running, so the next state starts it again.
     this.#previous = {
       ...state,
       services: Object.fromEntries(Object.entries(state.services).filter(([name]) => !failed.has(name))),
     };
+  }
+
+  /**
+   * Writes the config file again (its upstreams are the endpoints the services re-read) and hands the change to
+   * the hook. A failing hook is logged, not retried: the next change, or the next state, runs it again.
+   */
+  async notify(change: DependencyChange): Promise<void> {
+    const { hostId, command, stateDir } = this.#options;
+    const state = this.#current;
+    const configFile = state ? await writeConfigFile(stateDir, state) : configFilePath(stateDir);
+    const logged = { hostId, service: change.service, reason: change.reason };
+    if (!command) {
+      this.#logger.info({ ...logged, msg: 'no FLEETFOLD_APPLY_COMMAND: dependency change not handed on' });
+      return;
+    }
+    const result = await this.#runHook(
+      command,
+      {
+        FLEETFOLD_ACTION: 'notify',
+        FLEETFOLD_SERVICE: change.service,
+        FLEETFOLD_NOTIFY_SERVICE: change.service,
+        FLEETFOLD_NOTIFY_REASON: change.reason,
+        FLEETFOLD_STATE_VERSION: state ? String(state.stateVersion) : '',
+        FLEETFOLD_HOST_MODE: state?.mode ?? '',
+        FLEETFOLD_CONFIG_FILE: configFile,
+      },
+      this.#options.hookTimeoutMs ?? 120_000,
+    );
+    const record = { ...logged, code: result.code, output: result.output };
+    if (result.code === 0) this.#logger.info({ ...record, msg: 'notify hook ran' });
+    else this.#logger.warn({ ...record, msg: 'notify hook failed' });
   }
 
   async stop(): Promise<void> {

@@ -1,8 +1,9 @@
 import type { DesiredHostState, ServiceSpec } from '../../shared/groups/model.ts';
 import { type AgentLogger, jsonLineLogger } from '../agent.ts';
 import { LbProxy, type UpstreamTable } from '../lb-proxy.ts';
+import type { DependencyChange, DependencyListener } from '../notify.ts';
 import type { HostRuntime } from '../runtime.ts';
-import type { StateApplier } from './applier.ts';
+import { runningServices, type StateApplier } from './applier.ts';
 import { writeConfigFile } from './config-file.ts';
 import { nodeServiceStarter, type RunningService, type ServiceStarter } from './service-runner.ts';
 
@@ -38,7 +39,7 @@ interface Balancer {
  * before starting the new one (it may want the same port). What really runs is written to the runtime record,
  * so the next snapshot reports it, failures included.
  */
-export class LocalApplier implements StateApplier {
+export class LocalApplier implements StateApplier, DependencyListener {
   readonly #options: LocalApplierOptions;
   readonly #start: ServiceStarter;
   readonly #lbName: string;
@@ -50,6 +51,8 @@ export class LocalApplier implements StateApplier {
    */
   readonly #lastPorts = new Map<string, number>();
   #balancer: Balancer | undefined;
+  /** The state applied last: what a dependency's change is re-read against. */
+  #current: DesiredHostState | undefined;
   // One change at a time: an apply racing a stop could start a process nobody would stop.
   #chain: Promise<void> = Promise.resolve();
 
@@ -62,6 +65,29 @@ export class LocalApplier implements StateApplier {
 
   apply(state: DesiredHostState): Promise<void> {
     return this.#serialize(() => this.#apply(state));
+  }
+
+  /**
+   * A service this host depends on changed: the endpoints of the state applied last are read again (the config
+   * file rewritten, the balancer's upstreams set again). Its new endpoints came in a state of their own; this
+   * only makes sure nothing is left holding the old ones.
+   */
+  notify(change: DependencyChange): Promise<void> {
+    return this.#serialize(async () => {
+      const state = this.#current;
+      if (!state) return;
+      await writeConfigFile(this.#options.stateDir, state);
+      try {
+        this.#balancer?.proxy.update(state.upstreams ?? {});
+      } catch (error) {
+        this.#logger.warn({
+          hostId: this.#options.hostId,
+          msg: 'load balancer not updated',
+          service: change.service,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
   }
 
   stop(): Promise<void> {
@@ -86,7 +112,8 @@ export class LocalApplier implements StateApplier {
     const { runtime, stateDir } = this.#options;
     await writeConfigFile(stateDir, state);
     runtime.setConfig(state.config);
-    const wanted: Record<string, ServiceSpec> = state.mode === 'stopped' ? {} : state.services;
+    const wanted: Record<string, ServiceSpec> =
+      state.mode === 'stopped' ? {} : runningServices(state.services);
 
     const stopping: Promise<void>[] = [];
     for (const [name, instance] of this.#instances) {
@@ -113,13 +140,14 @@ export class LocalApplier implements StateApplier {
     );
 
     for (const name of runtime.serviceNames()) if (!(name in wanted)) runtime.removeService(name);
-    if (state.mode === 'stopped') {
-      for (const [name, spec] of Object.entries(state.services)) {
+    // Stopped on purpose (the whole host, or one service): reported stopped, which no default rule restarts.
+    for (const [name, spec] of Object.entries(state.services)) {
+      if (state.mode === 'stopped' || spec.stopped === true)
         runtime.setService(name, { version: spec.version, status: 'stopped' });
-      }
     }
     runtime.setMode(state.mode);
     runtime.setAppliedStateVersion(state.stateVersion);
+    this.#current = state;
   }
 
   async #startService(name: string, spec: ServiceSpec): Promise<void> {

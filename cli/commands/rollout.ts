@@ -31,7 +31,7 @@ const CREATE_OPTIONS = {
 
 const STATUS_OPTIONS = { ...OUTPUT_OPTIONS, watch: { type: 'boolean', short: 'w' } } as const;
 
-const CONTROL_VERBS = ['pause', 'resume', 'abort'] as const;
+const CONTROL_VERBS = ['pause', 'resume', 'abort', 'revert'] as const;
 type ControlVerb = (typeof CONTROL_VERBS)[number];
 
 export const POLL_INTERVAL_MS = 1000;
@@ -40,6 +40,7 @@ const HELP = `Usage:
   fleetfold rollout GROUP SERVICE --version V [--config KEY=VALUE …] [--select EXPR]
   fleetfold rollout status ID [--watch] [-o F]
   fleetfold rollout pause|resume|abort ID
+  fleetfold rollout revert ID
 
 rollout GROUP SERVICE
   Starts a rollout of SERVICE in GROUP (POST /groups/GROUP/rollouts) and prints its id.
@@ -58,6 +59,11 @@ ${OUTPUT_HELP}
 rollout pause|resume|abort ID
   Pauses a rollout between waves, resumes it, or aborts it: an aborted rollout is reverting while the hosts
   it changed get the previous version back, then aborted. --watch follows it until then.
+
+rollout revert ID
+  Undoes a succeeded rollout with a new rollout (POST /rollouts/ID/revert) that gives the hosts it changed
+  what they ran before, through the same waves, budget and drain; prints the new rollout's id. A rollout
+  still active is not reverted: abort it.
 
 ${CONNECTION_HELP}`;
 
@@ -160,7 +166,23 @@ export function renderRollout(body: unknown): string {
     ['id', rollout.id],
     ['group', rollout.group],
     ['service', rollout.service],
-    ['change', change],
+    [
+      'operation',
+      rollout.replaceHostType !== undefined
+        ? `replace the hosts of ${rollout.replaceHostType}`
+        : rollout.operation !== undefined && rollout.operation !== 'update'
+          ? rollout.operation
+          : undefined,
+    ],
+    ['change', change || undefined],
+    [
+      'cause',
+      rollout.cause?.kind === 'declared'
+        ? `declared by definition version ${rollout.cause.definitionVersion}`
+        : rollout.revertOf !== undefined
+          ? `revert of ${rollout.revertOf}`
+          : undefined,
+    ],
     ['select', rollout.select ?? 'all'],
     ['status', rollout.status],
     [
@@ -205,7 +227,7 @@ export async function watchRollout(client: ApiClient, id: string, io: CliIo): Pr
 
 export const rolloutCommand: Command = {
   name: 'rollout',
-  summary: 'start a rollout, show or watch one, pause, resume or abort it',
+  summary: 'start a rollout, show or watch one, pause, resume, abort or revert it',
   help: HELP,
   async run(args: string[], io: CliIo) {
     const invocation = parseRolloutArgs(args);
@@ -250,6 +272,11 @@ export const rolloutCommand: Command = {
           'POST',
           `/rollouts/${encodeSegment(invocation.id)}/${invocation.verb}`,
         );
+        if (invocation.verb === 'revert') {
+          io.stdout.write(`${asString(asRecord(body).id) ?? '(no id returned)'}
+`);
+          return 0;
+        }
         const status = asString(asRecord(body).status);
         io.stdout.write(`rollout ${invocation.id}: ${status ?? `${invocation.verb} requested`}\n`);
         return 0;

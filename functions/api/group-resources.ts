@@ -17,6 +17,7 @@ export function groupService(deps: ApiDeps): GroupService {
 export function groupLinks(name: string) {
   return {
     self: `/groups/${name}`,
+    services: `/groups/${name}/services`,
     start: `/groups/${name}/start`,
     stop: `/groups/${name}/stop`,
     rollouts: `/groups/${name}/rollouts`,
@@ -32,6 +33,7 @@ export function rolloutLinks(id: string, group: string) {
     pause: `${self}/pause`,
     resume: `${self}/resume`,
     abort: `${self}/abort`,
+    revert: `${self}/revert`,
   };
 }
 

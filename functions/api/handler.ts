@@ -17,15 +17,19 @@ import {
   negotiateFormat,
 } from './http.ts';
 import { matchRoute, type Route } from './router.ts';
+import { listAlarmsRoute } from './routes/alarms.ts';
 import {
   deleteGroup,
   getGroup,
   groupHistory,
   listGroups,
   putGroup,
+  removeService,
   requestRollout,
   startGroup,
+  startService,
   stopGroup,
+  stopService,
 } from './routes/groups.ts';
 import {
   getHost,
@@ -37,7 +41,7 @@ import {
   listHosts,
   registerHost,
 } from './routes/hosts.ts';
-import { abortRollout, getRollout, pauseRollout, resumeRollout } from './routes/rollouts.ts';
+import { abortRollout, getRollout, pauseRollout, resumeRollout, revertRollout } from './routes/rollouts.ts';
 
 export { newHostSecret } from '../../shared/signing.ts';
 export { type ApiConfig, type GroupsApiConfig, loadApiConfig, loadGroupsApiConfig } from './config.ts';
@@ -66,10 +70,15 @@ export const ROUTES: readonly Route[] = [
   { pattern: '/groups/{name}/stop', methods: { POST: stopGroup } },
   { pattern: '/groups/{name}/history', methods: { GET: groupHistory } },
   { pattern: '/groups/{name}/rollouts', methods: { POST: requestRollout } },
+  { pattern: '/groups/{name}/services/{service}', methods: { DELETE: removeService } },
+  { pattern: '/groups/{name}/services/{service}/stop', methods: { POST: stopService } },
+  { pattern: '/groups/{name}/services/{service}/start', methods: { POST: startService } },
   { pattern: '/rollouts/{id}', methods: { GET: getRollout } },
   { pattern: '/rollouts/{id}/pause', methods: { POST: pauseRollout } },
   { pattern: '/rollouts/{id}/resume', methods: { POST: resumeRollout } },
   { pattern: '/rollouts/{id}/abort', methods: { POST: abortRollout } },
+  { pattern: '/rollouts/{id}/revert', methods: { POST: revertRollout } },
+  { pattern: '/alarms', methods: { GET: listAlarmsRoute } },
 ];
 
 export { randomIdSuffix } from './ids.ts';

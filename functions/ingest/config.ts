@@ -7,6 +7,8 @@ export interface IngestFunctionConfig {
   eventsTable: string;
   hostsTable: string;
   secretsKeyId: string;
+  /** The reconcile's state machine: a host reporting a failure starts a run of its group. */
+  reconcileStateMachineArn: string;
   ingest: IngestConfig;
 }
 
@@ -23,6 +25,7 @@ export function loadIngestConfig(env: Env): IngestFunctionConfig {
     eventsTable: required(env, 'EVENTS_TABLE'),
     hostsTable: required(env, 'HOSTS_TABLE'),
     secretsKeyId: required(env, 'SECRETS_KEY_ID'),
+    reconcileStateMachineArn: required(env, 'RECONCILE_STATE_MACHINE_ARN'),
     ingest: {
       clockSkewSeconds: numberOr(env, 'CLOCK_SKEW_SECONDS', DEFAULT_INGEST_CONFIG.clockSkewSeconds),
       maxSnapshotBytes: numberOr(env, 'MAX_SNAPSHOT_BYTES', DEFAULT_INGEST_CONFIG.maxSnapshotBytes),

@@ -1,9 +1,7 @@
+import { emfLine as genericEmfLine } from '../../shared/emf.ts';
 import type { BatchSummary } from './handler.ts';
 
-/**
- * CloudWatch Embedded Metric Format: one log line per batch becomes metrics without a PutMetricData call
- * (which would cost a request per batch).
- */
+/** One log line per batch becomes metrics without a PutMetricData call (which would cost a request per batch). */
 export function emfLine(summary: BatchSummary, timestamp: number): string {
   const counts: Record<string, number> = {
     SnapshotMessages: summary.records,
@@ -12,17 +10,5 @@ export function emfLine(summary: BatchSummary, timestamp: number): string {
   for (const [outcome, count] of Object.entries(summary.outcomes)) {
     counts[`Snapshots_${outcome.replace(':', '_')}`] = count ?? 0;
   }
-  return JSON.stringify({
-    _aws: {
-      Timestamp: timestamp,
-      CloudWatchMetrics: [
-        {
-          Namespace: 'Fleetfold/Ingest',
-          Dimensions: [[]],
-          Metrics: Object.keys(counts).map((Name) => ({ Name, Unit: 'Count' })),
-        },
-      ],
-    },
-    ...counts,
-  });
+  return genericEmfLine({ namespace: 'Fleetfold/Ingest', counts, timestamp });
 }

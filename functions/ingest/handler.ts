@@ -2,8 +2,9 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { runCommand } from '../../shared/command/runner.ts';
 import { ConflictError, TooLargeError } from '../../shared/errors.ts';
 import { hostStream } from '../../shared/events.ts';
-import { evolve, type HostState } from '../../shared/fold.ts';
-import { hostDecider } from '../../shared/hosts/host-decider.ts';
+import { evolve, type HostState, statusOf } from '../../shared/fold.ts';
+import type { ReconcileStarter } from '../../shared/groups/ports.ts';
+import { hostDecider, type UnknownHost } from '../../shared/hosts/host-decider.ts';
 import { hostProjection } from '../../shared/hosts/host-projection.ts';
 import {
   type IngestConfig,
@@ -14,7 +15,14 @@ import {
 } from '../../shared/ingest.ts';
 import { parseSnapshotKey } from '../../shared/keys.ts';
 import type { TrackedState } from '../../shared/metrics.ts';
-import type { EventStore, HostStore, Rejection, SecretCipher, SnapshotStore } from '../../shared/ports.ts';
+import type {
+  EventStore,
+  HostRecord,
+  HostStore,
+  Rejection,
+  SecretCipher,
+  SnapshotStore,
+} from '../../shared/ports.ts';
 import type { RetryPolicy } from '../../shared/retry.ts';
 import type { Snapshot } from '../../shared/schemas.ts';
 import { arrivalsOf, type ObjectArrival } from './s3-event.ts';
@@ -33,6 +41,11 @@ export interface IngestDeps {
   report?: (summary: BatchSummary) => void;
   /** Races on one host's stream (parallel batches, redeliveries); default: the runner's. */
   retry?: RetryPolicy;
+  /**
+   * Starts a reconcile of a group whose host reported itself or a service failed, so the replacement does not
+   * wait for the monitor's next tick. Without it (benchmarks, tests) the monitor alone finds such hosts.
+   */
+  starter?: ReconcileStarter;
 }
 
 export type Outcome =
@@ -65,13 +78,15 @@ export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Prom
         failed.add(record.messageId);
       }
     }
+    const failures = new Map<string, ReportedFailure>();
     // One host's snapshots in sequence order, different hosts in parallel: no needless races on a stream.
     await Promise.all(
       [...groupByHost(work).values()].map(async (items) => {
         for (const { record, arrival } of items) {
           try {
-            const outcome = await ingestObject(deps, arrival);
+            const { outcome, failure } = await ingest(deps, arrival);
             summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + 1;
+            if (failure) coalesce(failures, failure);
           } catch (error) {
             console.error(JSON.stringify({ msg: 'ingest failed', key: arrival.key, error: `${error}` }));
             failed.add(record.messageId);
@@ -79,6 +94,7 @@ export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Prom
         }
       }),
     );
+    if (deps.starter) await startReconciles(deps.starter, failures);
     summary.failed = failed.size;
     deps.report?.(summary);
     return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
@@ -99,7 +115,97 @@ function seqOf(key: string): number {
   return Number(/\/(\d+)\.json$/.exec(key)?.[1] ?? 0);
 }
 
+/** A recorded change that a reconcile should act on now: the host, or one of its services, failed. */
+interface ReportedFailure {
+  group: string;
+  hostId: string;
+  seq: number;
+  /** Hosts of the group that reported a failure in this batch (this one included). */
+  hosts: Set<string>;
+}
+
+/** One reconcile per group per batch: the run plans from the whole group's state, however many hosts failed. */
+function coalesce(failures: Map<string, ReportedFailure>, failure: ReportedFailure): void {
+  const known = failures.get(failure.group);
+  if (!known) {
+    failures.set(failure.group, failure);
+    return;
+  }
+  const hosts = new Set([...known.hosts, ...failure.hosts]);
+  const later =
+    failure.seq > known.seq || (failure.seq === known.seq && failure.hostId > known.hostId) ? failure : known;
+  failures.set(failure.group, { ...later, hosts });
+}
+
+/**
+ * A failure to start is logged, never the batch's failure: the snapshots are recorded, and the monitor finds
+ * the failed host on its next tick anyway. The dedupe key names the group and the latest snapshot involved
+ * (its host too: sequence numbers are per host), so a batch delivered again starts no second run.
+ */
+async function startReconciles(starter: ReconcileStarter, failures: Map<string, ReportedFailure>) {
+  await Promise.all(
+    [...failures.values()].map(async ({ group, hostId, seq, hosts }) => {
+      const others = hosts.size - 1;
+      const request = {
+        group,
+        reason: `host ${hostId} reported failed${others > 0 ? ` (and ${others} more)` : ''}`,
+        dedupeKey: `ingest-${group}-${hostId}-${seq}`,
+      };
+      try {
+        await starter.start(request);
+      } catch (error) {
+        console.error(JSON.stringify({ msg: 'could not start a reconcile', ...request, error: `${error}` }));
+      }
+    }),
+  );
+}
+
+const BROKEN_SERVICE: ReadonlySet<string> = new Set(['failed', 'stopped']);
+
+/**
+ * Whether a recorded change brought news a reconcile acts on: the host turned failed, or a service it is told
+ * to run turned failed or stopped while it is told to run. A lost host is already replaced: no news.
+ */
+export function reportsFailure(before: HostState | undefined, after: HostState): boolean {
+  const status = statusOf(after);
+  if (status === 'failed') return before === undefined || statusOf(before) !== 'failed';
+  if (status === 'lost') return false;
+  const desired = after.assigned?.state;
+  if (desired?.mode !== 'running') return false;
+  return Object.keys(desired.services).some((service) => {
+    const now = after.observed?.software[service]?.status;
+    const then = before?.observed?.software[service]?.status;
+    return now !== undefined && BROKEN_SERVICE.has(now) && (then === undefined || !BROKEN_SERVICE.has(then));
+  });
+}
+
 export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Promise<Outcome> {
+  return (await ingest(deps, arrival)).outcome;
+}
+
+async function ingest(
+  deps: IngestDeps,
+  arrival: ObjectArrival,
+): Promise<{ outcome: Outcome; failure?: ReportedFailure }> {
+  const change: RecordedChange = {};
+  const outcome = await judgeObject(deps, arrival, change);
+  if (outcome !== 'changed' || !change.after || !reportsFailure(change.before, change.after))
+    return { outcome };
+  const { group, hostId, lastChangeSeq } = change.after;
+  return { outcome, failure: { group, hostId, seq: lastChangeSeq, hosts: new Set([hostId]) } };
+}
+
+/** The host's projection before and after the snapshot was decided on (after: only when something was decided). */
+interface RecordedChange {
+  before?: HostRecord;
+  after?: HostRecord;
+}
+
+async function judgeObject(
+  deps: IngestDeps,
+  arrival: ObjectArrival,
+  change: RecordedChange,
+): Promise<Outcome> {
   const { config } = deps;
   const quarantine = async (rejection: Rejection): Promise<Outcome> => {
     await deps.snapshots.quarantine(arrival.key, { ...rejection, rejectedAt: deps.now().toISOString() });
@@ -132,7 +238,7 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
   if (isVerdict(parsed)) return parsed.kind === 'rejected' ? quarantine(parsed.rejection) : 'duplicate';
 
   const { hostId } = keyParts;
-  const { outcome } = await runCommand(
+  const { outcome, state } = await runCommand(
     { events: deps.events, now: deps.now, retry: deps.retry },
     {
       stream: hostStream(hostId),
@@ -141,9 +247,15 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
       // The projection is almost always current: a changed snapshot costs one read and two writes, and only
       // a lost race (the conditional append or the heartbeat's guard) pays for reading the stream.
       trustProjection: true,
-      context: async (host) => ({
-        secret: host?.secretCiphertext ? await deps.cipher.decrypt(host.secretCiphertext, hostId) : undefined,
-      }),
+      context: async (host) => {
+        // The state the decision is made on (a retry's is the newer one): the "before" of what it records.
+        change.before = host;
+        return {
+          secret: host?.secretCiphertext
+            ? await deps.cipher.decrypt(host.secretCiphertext, hostId)
+            : undefined,
+        };
+      },
     },
     {
       type: 'Observe',
@@ -163,7 +275,8 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
     },
   );
   if (outcome.kind !== 'observed') throw new Error(`Observe answered ${outcome.kind}`);
-  let verdict: Verdict | { kind: 'unknown-host' } = outcome.verdict;
+  change.after = state;
+  let verdict: Verdict | UnknownHost = outcome.verdict;
   if (verdict.kind === 'stale') {
     verdict = judgeStale({
       snapshot: parsed,
@@ -174,7 +287,12 @@ export async function ingestObject(deps: IngestDeps, arrival: ObjectArrival): Pr
   }
   switch (verdict.kind) {
     case 'unknown-host':
-      return quarantine({ reason: 'unknown-host', detail: `no host ${hostId} is registered` });
+      return quarantine({
+        reason: 'unknown-host',
+        detail: verdict.retiredAt
+          ? `host ${hostId} was retired at ${verdict.retiredAt}: its secret was revoked`
+          : `no host ${hostId} is registered`,
+      });
     case 'rejected':
       return quarantine(verdict.rejection);
     case 'duplicate':

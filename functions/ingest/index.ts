@@ -1,8 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
 import { KmsSecretCipher } from '../../shared/adapters/kms-cipher.ts';
+import { SfnReconcileStarter } from '../../shared/adapters/sfn-reconcile-starter.ts';
 import { buildIngestDeps } from '../wiring.ts';
 import { loadIngestConfig } from './config.ts';
 import { emfLine } from './emf.ts';
@@ -21,6 +23,15 @@ const deps = buildIngestDeps({
   config: config.ingest,
 });
 
+const starter = new SfnReconcileStarter({
+  client: new SFNClient({}),
+  stateMachineArn: config.reconcileStateMachineArn,
+});
+
 export const handler = middy(
-  createIngestHandler({ ...deps, report: (summary) => console.log(emfLine(summary, Date.now())) }),
+  createIngestHandler({
+    ...deps,
+    starter,
+    report: (summary) => console.log(emfLine(summary, Date.now())),
+  }),
 );

@@ -26,6 +26,8 @@ export interface ReconcileFunctionConfig {
   subnetIds: string[];
   securityGroupIds: string[];
   stackName?: string;
+  /** The topic alarms are published to (ALARM_TOPIC_ARN); without it alarms are only recorded. */
+  alarmTopicArn?: string;
 }
 
 export const DEFAULT_POLL_SECONDS = 15;
@@ -54,6 +56,7 @@ export function loadReconcileConfig(env: Env): ReconcileFunctionConfig {
     ...optional(env, 'DEFAULT_IMAGE'),
     ...optional(env, 'STACK_NAME'),
     ...optional(env, 'FLEET_STACK_TAG'),
+    ...optional(env, 'ALARM_TOPIC_ARN'),
   };
   const instanceProfile = extra.HOST_INSTANCE_PROFILE_ARN ?? extra.HOST_INSTANCE_PROFILE;
   const stackName = extra.FLEET_STACK_TAG ?? extra.STACK_NAME;
@@ -74,6 +77,7 @@ export function loadReconcileConfig(env: Env): ReconcileFunctionConfig {
     ...(instanceProfile ? { instanceProfile } : {}),
     ...(extra.DEFAULT_IMAGE ? { defaultImage: extra.DEFAULT_IMAGE } : {}),
     ...(stackName ? { stackName } : {}),
+    ...(extra.ALARM_TOPIC_ARN ? { alarmTopicArn: extra.ALARM_TOPIC_ARN } : {}),
     subnetIds: list(env, 'SUBNET_IDS'),
     securityGroupIds: list(env, 'SECURITY_GROUP_IDS'),
   };

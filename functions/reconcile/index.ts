@@ -19,6 +19,7 @@ import { createReconcileHandler } from './handler.ts';
 // Built once per cold start; every step of every run reuses the clients.
 const config = loadReconcileConfig(process.env);
 const s3 = new S3Client({});
+const sns = new SNSClient({});
 const kms = new KMSClient({});
 const signer = new KmsStateSigner({ client: kms, keyArn: config.signingKeyArn });
 // New hosts get the key in their boot script; fetched once per cold start, during the init phase.
@@ -57,7 +58,7 @@ export const handler = middy(
           now: () => new Date(),
         }),
       publisher: new SnsStatePublisher({
-        sns: new SNSClient({}),
+        sns,
         sqs: new SQSClient({}),
         s3,
         bucket: config.bucket,
@@ -65,6 +66,7 @@ export const handler = middy(
         topicArns: config.stateTopicArns,
       }),
       settings: { pollSeconds: config.pollSeconds, checkWindowMs: config.checkWindowMs },
+      ...(config.alarmTopicArn ? { alarmTopic: { sns, topicArn: config.alarmTopicArn } } : {}),
     }),
   ),
 );

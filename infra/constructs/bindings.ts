@@ -3,6 +3,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { FleetFunction } from './fleet-function.ts';
 import { acknowledge, nagArn } from './nag.ts';
 
@@ -104,4 +105,10 @@ export function bindBucket(
   for (const pattern of patterns) {
     acknowledge(fn.role, { [`AwsSolutions-IAM5[Resource::${nagArn(bucket)}/${pattern}]`]: access.reason });
   }
+}
+
+/** May publish to the topic (sns:Publish on it alone), and is told its ARN. */
+export function bindTopicPublish(fn: FleetFunction, envName: string, topic: sns.ITopic): void {
+  fn.function.addEnvironment(envName, topic.topicArn);
+  topic.grantPublish(fn.function);
 }

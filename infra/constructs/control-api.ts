@@ -25,7 +25,9 @@ const HOST_VIEWS = ['history', 'state', 'diff', 'desired', 'drift'] as const;
 /** POST routes under /groups/{name}: lifecycle commands and rollout requests. */
 const GROUP_COMMANDS = ['start', 'stop', 'rollouts'] as const;
 /** POST routes under /rollouts/{id}. */
-const ROLLOUT_COMMANDS = ['pause', 'resume', 'abort'] as const;
+const ROLLOUT_COMMANDS = ['pause', 'resume', 'abort', 'revert'] as const;
+/** POST routes under /groups/{name}/services/{service}, which DELETE removes: rollouts of one service. */
+const SERVICE_COMMANDS = ['stop', 'start'] as const;
 
 /**
  * The operator's REST API. Every method requires SigV4 (IAM) auth: operators and the CLI call it with
@@ -106,6 +108,14 @@ export class ControlApi extends Construct {
         .addResource(command)
         .addMethod('POST', integration, withValidation({ requestParameters: nameParameter }));
     }
+    const service = group.addResource('services').addResource('{service}');
+    const serviceParameters = { ...nameParameter, 'method.request.path.service': true };
+    service.addMethod('DELETE', integration, withValidation({ requestParameters: serviceParameters }));
+    for (const command of SERVICE_COMMANDS) {
+      service
+        .addResource(command)
+        .addMethod('POST', integration, withValidation({ requestParameters: serviceParameters }));
+    }
     const rollout = this.api.root.addResource('rollouts').addResource('{id}');
     rollout.addMethod('GET', integration, withValidation({ requestParameters: idParameter }));
     for (const command of ROLLOUT_COMMANDS) {
@@ -113,6 +123,8 @@ export class ControlApi extends Construct {
         .addResource(command)
         .addMethod('POST', integration, withValidation({ requestParameters: idParameter }));
     }
+
+    this.api.root.addResource('alarms').addMethod('GET', integration, withValidation());
 
     acknowledge(this.api, {
       'AwsSolutions-APIG3':

@@ -185,7 +185,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         queueUrl: emulators.ingestQueue.url,
         queueArn: emulators.ingestQueue.arn,
         region,
-        handler: createIngestHandler(buildIngestDeps(wiring)),
+        handler: createIngestHandler({ ...buildIngestDeps(wiring), starter: controlPlane.reconcile }),
         concurrency: options.pollerConcurrency ?? 2,
         waitTimeSeconds: options.pollerWaitSeconds ?? 20,
         onError: (error, stage) => log(`ingest poller: ${stage} failed`, error),

@@ -12,10 +12,11 @@ import { inboxQueueName } from '../../shared/groups/fanout.ts';
 import type { HostIdentity, HostProvisioner } from '../../shared/groups/host-provisioning.ts';
 import type { ReconcileStarter } from '../../shared/groups/ports.ts';
 import type { HostStore } from '../../shared/ports.ts';
+import { ensureAlarmTopic } from './alarm-printer.ts';
 import type { ApiHandler } from './api-server.ts';
 import { reconcileOnCrash } from './crash-trigger.ts';
 import { LOCAL_ACCOUNT_ID } from './emulators.ts';
-import { ensureRegistered } from './host-registration.ts';
+import { ensureRegistered, revokeRegistration } from './host-registration.ts';
 import { ensureStateTopics } from './inboxes.ts';
 import { type InstanceExit, LocalFleet, type LocalInstance } from './local-fleet.ts';
 import { LocalFleetPort } from './local-fleet-port.ts';
@@ -56,6 +57,8 @@ export interface LocalControlPlane {
   fleet: LocalFleet;
   fleetPort: LocalFleetPort;
   publisher: SnsStatePublisher;
+  /** The alarm topic the reconcile publishes to, and the queue on it the alarm printer reads. */
+  alarmTopic: { topicArn: string; queueUrl: string };
   signer: LocalStateSigner;
   /**
    * Starts again the agents of a group's hosts that were assigned a running state: EC2 instances outlive a
@@ -70,9 +73,10 @@ export interface LocalControlPlane {
 export async function startLocalControlPlane(options: LocalControlPlaneOptions): Promise<LocalControlPlane> {
   const paths = statePaths(options.stateDir);
   const { s3Direct, sqs, sns, dynamodb } = options.clients;
-  const [signer, topicArns] = await Promise.all([
+  const [signer, topicArns, alarmTopic] = await Promise.all([
     LocalStateSigner.fromKeyFile(paths.stateSigningKey),
     ensureStateTopics(sns),
+    ensureAlarmTopic(sns, sqs),
   ]);
   const publisher = new SnsStatePublisher({
     sns,
@@ -118,11 +122,12 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     await ensureRegistered(options.api(), host, file);
     return file;
   };
-  const provisioner: HostProvisioner = {
+  const provisionerFor = (stores: Pick<ReconcileDeps, 'events' | 'hosts'>): HostProvisioner => ({
     prepare: registerLocally,
     // A local process is the only reader of its own file: there is no instance to grant it to.
     bind: async () => {},
-  };
+    revoke: (hostId) => revokeRegistration({ ...stores, now: () => new Date() }, hostId, secretFile(hostId)),
+  });
   const fleetPort = new LocalFleetPort({
     fleet,
     // Also reached without the reconcile (resumeGroup); a host the provisioner registered is reused.
@@ -142,8 +147,9 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     hostsTable: options.tables.hosts,
     documentsTable: options.tables.documents,
     fleet: fleetPort,
-    provisioner: () => provisioner,
+    provisioner: provisionerFor,
     publisher,
+    alarmTopic: { sns, topicArn: alarmTopic.topicArn },
     settings: {
       pollSeconds: options.reconcilePollSeconds ?? 1,
       checkWindowMs: 2_000,
@@ -175,6 +181,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     fleet,
     fleetPort,
     publisher,
+    alarmTopic,
     signer,
     resumeGroup: (group) => resumeGroup(group, { hosts, fleetPort }),
     settled: () => reconcile.settled(),

@@ -1,5 +1,6 @@
-import { access, chmod, mkdir, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { type HostCommandDeps, retireHost } from '../../shared/hosts/host-commands.ts';
 import type { ApiHandler } from './api-server.ts';
 
 export interface HostIdentity {
@@ -48,6 +49,19 @@ export async function ensureRegistered(
   await writeFile(secretFile, `${secret}\n`, { mode: 0o600 });
   await chmod(secretFile, 0o600);
   return 'registered';
+}
+
+/**
+ * What SSM's DeleteParameter is on EC2: the host's registration ends (the ingest refuses it from then on) and
+ * its secret file goes. Idempotent: a missing file, or a host never registered, is no error.
+ */
+export async function revokeRegistration(
+  stores: HostCommandDeps,
+  hostId: string,
+  secretFile: string,
+): Promise<void> {
+  await retireHost(stores, hostId, 'secret revoked');
+  await rm(secretFile, { force: true });
 }
 
 /** The members of an API Gateway proxy event the api handler reads (see ApiEvent in functions/api/handler.ts). */

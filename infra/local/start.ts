@@ -2,6 +2,7 @@ import { chmod, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostView } from '../../functions/api/handler.ts';
+import { type AlarmPrinter, startAlarmPrinter } from './alarm-printer.ts';
 import { type LocalCloud, startLocalCloud } from './cloud.ts';
 import { applyDemoGroup, DEMO_GROUP } from './demo-group.ts';
 import { apiEvent } from './host-registration.ts';
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   const config = readConfig(process.env);
   const paths = statePaths(config.stateDir);
   let cloud: LocalCloud | undefined;
+  let alarmPrinter: AlarmPrinter | undefined;
   let shuttingDown = false;
 
   const shutdown = async (reason: string, exitCode: number) => {
@@ -52,6 +54,7 @@ async function main(): Promise<void> {
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
     try {
+      await alarmPrinter?.stop();
       await cloud?.stop();
       log('stopped');
     } catch (error) {
@@ -73,7 +76,8 @@ async function main(): Promise<void> {
       log,
       controlPlane: {
         reconcilePollSeconds: 1,
-        agentHeartbeatSeconds: 60,
+        // events/groups/demo-telephony.yaml counts a host lost after 3 missed heartbeats of 10 s.
+        agentHeartbeatSeconds: 10,
         agentPollSeconds: 2,
         onAgentExit: (instance, exit) => {
           if (!exit.requested && !shuttingDown) {
@@ -108,6 +112,8 @@ async function main(): Promise<void> {
     await chmod(paths.endpoints, 0o600);
 
     const { controlPlane } = cloud;
+    // Each alarm the reconcile raises, as one line on stdout: what an e-mail subscription is on AWS.
+    alarmPrinter = startAlarmPrinter({ sqs: cloud.clients.sqs, queueUrl: controlPlane.alarmTopic.queueUrl });
     const resumed = await controlPlane.resumeGroup(DEMO_GROUP);
     // Resumed agents boot and start their services on new ports: plan once they are up and have said so, or
     // the load balancer would be planned from the ports of processes that are gone.

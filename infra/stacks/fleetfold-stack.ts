@@ -3,7 +3,8 @@ import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
 import { PLAN_PREFIX } from '../../functions/reconcile/plan-store.ts';
 import { REJECTED_PREFIX, SNAPSHOT_PREFIX } from '../../shared/keys.ts';
-import { bindBucket, bindKey, bindTable } from '../constructs/bindings.ts';
+import { AlarmTopic } from '../constructs/alarm-topic.ts';
+import { bindBucket, bindKey, bindTable, bindTopicPublish } from '../constructs/bindings.ts';
 import { ControlApi } from '../constructs/control-api.ts';
 import { FleetFunction } from '../constructs/fleet-function.ts';
 import { bindFleetControl } from '../constructs/fleet-permissions.ts';
@@ -50,6 +51,11 @@ export interface FleetfoldStackProps extends StackProps {
    * @default none: such host types fail to launch, naming the host
    */
   readonly hostImageId?: string;
+  /**
+   * An e-mail address subscribed to the alarm topic.
+   * @default none: subscribe to the AlarmTopicArn output as needed
+   */
+  readonly alarmEmail?: string;
 }
 
 /** Where the default agent artifact lives in the snapshot bucket. */
@@ -64,6 +70,9 @@ export const INGEST_SETTINGS = {
   LOAD_BANDS: '0.5,0.8,0.95',
   SESSION_BANDS: '1,50,200',
 } as const;
+
+/** The alarm topic's ARN, read by the reconcile's and the api's config.ts. */
+export const ALARM_TOPIC_ENV = 'ALARM_TOPIC_ARN';
 
 const INGEST_TIMEOUT = Duration.seconds(30);
 
@@ -82,6 +91,7 @@ export class FleetfoldStack extends Stack {
   readonly fanout: StateFanout;
   readonly hostSecrets: HostSecretParameters;
   readonly agentArtifactUrl: string;
+  readonly alarms: AlarmTopic;
 
   constructor(scope: Construct, id: string, props: FleetfoldStackProps) {
     super(scope, id, props);
@@ -192,11 +202,22 @@ export class FleetfoldStack extends Stack {
     this.reconcileMachine = new ReconcileStateMachine(this, 'ReconcileMachine', {
       reconcileFunction: this.reconcile.function,
     });
+    this.alarms = new AlarmTopic(this, 'Alarms', {
+      ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
+    });
+    bindTopicPublish(this.reconcile, ALARM_TOPIC_ENV, this.alarms.topic);
+    bindTopicPublish(this.api, ALARM_TOPIC_ENV, this.alarms.topic);
     this.api.function.addEnvironment(
       'RECONCILE_STATE_MACHINE_ARN',
       this.reconcileMachine.stateMachine.stateMachineArn,
     );
     this.reconcileMachine.stateMachine.grantStartExecution(this.api.function);
+    // A host reporting itself or a service failed starts its group's reconcile without waiting for the monitor.
+    this.ingest.function.addEnvironment(
+      'RECONCILE_STATE_MACHINE_ARN',
+      this.reconcileMachine.stateMachine.stateMachineArn,
+    );
+    this.reconcileMachine.stateMachine.grantStartExecution(this.ingest.function);
 
     this.acknowledgeBucketNotificationsHandler();
 
@@ -217,6 +238,7 @@ export class FleetfoldStack extends Stack {
     new CfnOutput(this, 'StateTopicArns', { value: this.fanout.topics.map((t) => t.topicArn).join(',') });
     new CfnOutput(this, 'StateSigningKeyArn', { value: this.fanout.signingKey.keyArn });
     new CfnOutput(this, 'AgentArtifactUrl', { value: this.agentArtifactUrl });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
     new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: this.ingestQueue.deadLetterQueue.queueUrl });
   }
 

@@ -25,12 +25,14 @@ const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>([
   'desired',
   'plan',
   'lease',
+  'alarm',
 ]);
 /**
  * The kinds `list` serves, the only ones written to the byKind index: few and small, so the index (one
- * partition per kind) stays cold while rollouts, plans and leases are written at fleet rate.
+ * partition per kind) stays cold while rollouts, plans and leases are written at fleet rate. Alarms are
+ * written once each (and once more when their episode clears): a handful an hour, not fleet rate.
  */
-export const LISTABLE_KINDS: ReadonlySet<DocumentKind> = new Set<DocumentKind>(['group']);
+export const LISTABLE_KINDS: ReadonlySet<DocumentKind> = new Set<DocumentKind>(['group', 'alarm']);
 const MAX_LIST_LIMIT = 1000;
 /** DynamoDB's item limit, attribute names included. */
 export const MAX_DOCUMENT_ITEM_BYTES = 400 * 1024;
@@ -161,6 +163,7 @@ export class DynamoDocumentStore implements DocumentStore {
     kind: DocumentKind,
     limit: number,
     cursor?: string,
+    options: { descending?: boolean } = {},
   ): Promise<{ documents: StoredDocument<T>[]; next?: string }> {
     checkKind(kind);
     if (!LISTABLE_KINDS.has(kind)) {
@@ -190,6 +193,7 @@ export class DynamoDocumentStore implements DocumentStore {
         ExpressionAttributeNames: { '#listKind': 'listKind' },
         ExpressionAttributeValues: { ':kind': kind },
         Limit: limit + 1,
+        ...(options.descending ? { ScanIndexForward: false } : {}),
         ReturnConsumedCapacity: 'TOTAL',
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),

@@ -89,6 +89,11 @@ export class Ec2Fleet implements FleetPort {
     return this.find([{ Name: `tag:${FLEET_TAGS.group}`, Values: [group] }]);
   }
 
+  /** The group (and host) of one of this stack's instances; undefined for any other instance. */
+  groupOfInstance(instanceId: string): Promise<InstanceOwner | undefined> {
+    return new Ec2InstanceOwners(this.options).groupOfInstance(instanceId);
+  }
+
   private runInput(request: LaunchRequest): RunInstancesCommandInput {
     const image = request.image ?? this.options.defaultImage;
     if (!request.launchTemplate && !image) {
@@ -174,6 +179,42 @@ export class Ec2Fleet implements FleetPort {
       nextToken = page.NextToken;
     } while (nextToken);
     return found;
+  }
+}
+
+export interface InstanceOwner {
+  group: string;
+  hostId?: string;
+}
+
+/**
+ * Whose an instance is, from its tags: what the monitor needs of EC2 to act on an instance state-change event,
+ * without the launch settings of the fleet. An instance without the fleetfold group tag, or (when `stack` is
+ * set) with another stack's tag, is not this stack's: undefined, as for an instance EC2 no longer knows.
+ */
+export class Ec2InstanceOwners {
+  constructor(private readonly options: Pick<Ec2FleetOptions, 'client' | 'stack'>) {}
+
+  async groupOfInstance(instanceId: string): Promise<InstanceOwner | undefined> {
+    let instance: Instance | undefined;
+    try {
+      const page = await this.options.client.send(
+        new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
+      );
+      instance = page.Reservations?.flatMap((reservation) => reservation.Instances ?? []).find(
+        (candidate) => candidate.InstanceId === instanceId,
+      );
+    } catch (error) {
+      const name = (error as { name?: string }).name ?? '';
+      if (name.startsWith('InvalidInstanceID')) return undefined;
+      throw error;
+    }
+    const tag = (key: string) => instance?.Tags?.find((candidate) => candidate.Key === key)?.Value;
+    const group = tag(FLEET_TAGS.group);
+    if (!group) return undefined;
+    if (this.options.stack !== undefined && tag(FLEET_TAGS.stack) !== this.options.stack) return undefined;
+    const hostId = tag(FLEET_TAGS.hostId);
+    return { group, ...(hostId ? { hostId } : {}) };
   }
 }
 

@@ -4,3 +4,4 @@
  */
 export type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 export type { S3Client } from '@aws-sdk/client-s3';
+export type { SNSClient } from '@aws-sdk/client-sns';

@@ -222,11 +222,16 @@ export class SnsStatePublisher implements StatePublisher {
 
   /**
    * One signed message to every host of `target.group` having `target.role`, on every shard (hosts of a
-   * group are spread over shards by their ids).
+   * group are spread over shards by their ids). `messageId` is what hosts tell a repeat by: send the same one
+   * again when retrying the same broadcast.
    */
-  async broadcast(target: BroadcastTarget, payload: Record<string, unknown>): Promise<void> {
+  async broadcast(
+    target: BroadcastTarget,
+    payload: Record<string, unknown>,
+    messageId: string,
+  ): Promise<void> {
     const signedAt = (this.options.clock ?? (() => new Date()))();
-    const envelope = await signBroadcast(this.options.signer, target, payload, signedAt);
+    const envelope = await signBroadcast(this.options.signer, target, payload, signedAt, messageId);
     const message = JSON.stringify(envelope);
     const attributes = toSnsAttributes(broadcastMessageAttributes(target));
     await Promise.all(

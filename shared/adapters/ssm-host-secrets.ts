@@ -1,6 +1,8 @@
 import {
   AddTagsToResourceCommand,
+  DeleteParameterCommand,
   ParameterAlreadyExists,
+  ParameterNotFound,
   PutParameterCommand,
   type PutParameterCommandInput,
   type SSMClient,
@@ -10,6 +12,7 @@ import type { HostProvisioner } from '../groups/host-provisioning.ts';
 import { SECRET_PARAMETER_TAGS } from '../groups/host-provisioning.ts';
 import type { FleetInstance } from '../groups/ports.ts';
 import { ensureHostRegistered, type HostIdentity, type RegistrationDeps } from '../host-registration.ts';
+import { retireHost } from '../hosts/host-commands.ts';
 
 export interface SsmHostSecretsOptions extends RegistrationDeps {
   ssm: SSMClient;
@@ -87,5 +90,16 @@ export class SsmHostSecrets implements HostProvisioner {
         ],
       }),
     );
+  }
+
+  async revoke(hostId: string): Promise<void> {
+    // Retired first: from then on the ingest refuses the host, whether or not the parameter goes as well.
+    await retireHost(this.options, hostId, 'secret revoked');
+    try {
+      await this.options.ssm.send(new DeleteParameterCommand({ Name: this.parameterName(hostId) }));
+    } catch (error) {
+      // Deleted by an earlier attempt, or never made: either way there is no secret left to read.
+      if (!(error instanceof ParameterNotFound)) throw error;
+    }
   }
 }

@@ -4,6 +4,8 @@
  */
 import { isMap, isPair, isScalar, parseDocument, visit } from 'yaml';
 import { TooLargeError, ValidationError } from '../errors.ts';
+import { checkRules } from '../rules/compile.ts';
+import { effectiveRules } from '../rules/defaults.ts';
 import { type DefinitionIssue, describeIssues, validateGroupDefinition } from './definition-schema.ts';
 import { assertAcyclic, dependencyLevels, dependentsOf, groupByLevel } from './graph.ts';
 import type { CompiledGroup, CompiledHostType, GroupDefinition, HostTypeDefinition } from './model.ts';
@@ -240,6 +242,8 @@ export function compileGroup(definition: GroupDefinition, definitionVersion: num
   checkReferences(checked, problems);
   checkSize('configuration.rollout.wave', checked.configuration.rollout.wave, problems);
   checkSize('configuration.disruptionBudget', checked.configuration.disruptionBudget, problems);
+  const rules = checkRules(checked.configuration.rules, ruleNames(checked));
+  problems.push(...rules.problems);
   if (problems.length > 0) {
     throw new ValidationError(`group "${checked.name}" is invalid: ${describeIssues(problems)}`, {
       errors: problems,
@@ -280,5 +284,20 @@ export function compileGroup(definition: GroupDefinition, definitionVersion: num
       (hostType.balances ?? []).includes(service),
     ),
     configuration: checked.configuration,
+    rules: effectiveRules(rules.rules),
   };
+}
+
+function ruleNames(definition: GroupDefinition): { hostTypes: string[]; services: string[] } {
+  return { hostTypes: Object.keys(definition.hostTypes), services: Object.keys(definition.dependencies) };
+}
+
+/**
+ * Group documents written before rules were compiled have none: the definition's own rules (those that compile
+ * now) after the defaults, so a read never shows a group without its effective rules.
+ */
+export function withEffectiveRules(compiled: CompiledGroup, definition: GroupDefinition): CompiledGroup {
+  if (Array.isArray(compiled.rules)) return compiled;
+  const own = checkRules(definition.configuration?.rules ?? [], ruleNames(definition)).rules;
+  return { ...compiled, rules: effectiveRules(own) };
 }

@@ -5,6 +5,7 @@
 import * as z from 'zod/mini';
 import '../zod.ts';
 import { ValidationError } from '../errors.ts';
+import { DEFAULT_LIVENESS } from '../hosts/liveness.ts';
 import { CHANNELS } from '../schemas.ts';
 import type { GroupDefinition } from './model.ts';
 
@@ -56,6 +57,8 @@ export const ServiceSpecSchema = z.strictObject({
         z.maximum(65535, 'expected a port number 0-65535 (0 picks a free port)'),
       ),
   ),
+  /** Stopped on purpose (a whole-group `stop` rollout that succeeded writes it; a `start` takes it away). */
+  stopped: z.optional(z.literal(true, { error: expected('true, or no stopped at all') })),
 });
 
 export const HostTypeSchema = z.strictObject({
@@ -85,6 +88,21 @@ export const DrainPolicySchema = z.strictObject({
   onTimeout: z._default(z.enum(['proceed', 'fail'], { error: expected('"proceed" or "fail"') }), 'proceed'),
 });
 
+/**
+ * How long a host may be silent before it is lost: its agent posts a heartbeat every `heartbeatSeconds` (the
+ * agent's FLEETFOLD_HEARTBEAT_SECONDS must not be longer), and missing `missedHeartbeats` of them in a row
+ * means it is gone. Defaults: the agent's AWS default of an hour, three missed.
+ */
+export const LivenessPolicySchema = z.strictObject({
+  heartbeatSeconds: z._default(seconds(), DEFAULT_LIVENESS.heartbeatSeconds),
+  missedHeartbeats: z._default(
+    z
+      .int({ error: expected('a whole number of heartbeats, at least 1') })
+      .check(z.minimum(1, 'expected a whole number of heartbeats, at least 1')),
+    DEFAULT_LIVENESS.missedHeartbeats,
+  ),
+});
+
 export const RuleSchema = z.strictObject({
   when: text(1024),
   // biome-ignore lint/suspicious/noThenProperty: the model's rules read "when … then …"; a rule is never awaited.
@@ -97,6 +115,7 @@ export const GroupConfigurationSchema = z.strictObject({
   drain: z.prefault(DrainPolicySchema, {}),
   disruptionBudget: z._default(text(256), DEFAULT_DISRUPTION_BUDGET),
   rules: z._default(z.array(RuleSchema), []),
+  liveness: z.prefault(LivenessPolicySchema, {}),
   regions: z.optional(z.array(text(32))),
 });
 

@@ -21,14 +21,20 @@ import {
 } from '../rollouts/rollout-service.ts';
 import { type DefinitionFormat, parseGroupDefinition } from './compile.ts';
 import type { RolloutRequested } from './events.ts';
-import { type DefinitionPreconditions, groupNotFound } from './group-decider.ts';
+import { coversWholeGroup, type DefinitionPreconditions, groupNotFound } from './group-decider.ts';
 import { documentOf, type GroupDocument, isFinalRolloutStatus } from './group-state.ts';
 import { checkGroupName, runGroupCommand } from './group-stream.ts';
-import type { Rollout, RolloutRequest } from './model.ts';
+import type { Rollout, RolloutOperation, RolloutRequest } from './model.ts';
 import type { DocumentStore, ReconcileStarter, StoredDocument } from './ports.ts';
 
 export type { Alarm } from './group-decider.ts';
-export { checkGroupName, raiseAlarm } from './group-stream.ts';
+export {
+  checkGroupName,
+  clearAlarm,
+  endScaleEpisode,
+  raiseAlarm,
+  scaleGroup,
+} from './group-stream.ts';
 export type { DefinitionFormat, DefinitionPreconditions };
 
 export interface GroupServiceDeps {
@@ -45,6 +51,11 @@ export interface DefineOutcome {
   group: GroupDocument;
   /** Set when the group runs and the new definition started a reconcile. */
   executionId?: string;
+  /**
+   * The rollout the definition's change of a running group's hosts started (a service's version or config, a
+   * host type's launch fields); further changes it declared wait for it in the group's queue.
+   */
+  rollout?: Rollout;
 }
 
 export interface RunOutcome {
@@ -90,13 +101,15 @@ export class GroupService {
     );
     const group = documentOf(state) as GroupDocument;
     if (!state.running) return { outcome: outcome.outcome, group };
+    const rollout = outcome.requested ? await createRollout(this.deps, name, outcome.requested) : undefined;
     // Unchanged asks again for the same run: a definition recorded before a failed start is repaired.
     const { executionId } = await this.deps.reconcile.start({
       group: name,
       reason: 'definition-changed',
+      ...(rollout ? { rolloutId: rollout.id } : {}),
       dedupeKey: `group-${name}-def-${state.definitionVersion}`,
     });
-    return { outcome: outcome.outcome, group, executionId };
+    return { outcome: outcome.outcome, group, executionId, ...(rollout ? { rollout } : {}) };
   }
 
   /** One GetItem: the projection as last written (a command catches it up with the stream). */
@@ -196,6 +209,29 @@ export class GroupService {
   }
 
   /**
+   * Stops, starts or removes a service on the selected hosts (default all): a rollout like any other, through
+   * the same planner, waves, budget and drain. Removing takes it out of the definition once it succeeded.
+   */
+  serviceOperation(
+    name: string,
+    service: string,
+    operation: Exclude<RolloutOperation, 'update'>,
+    select?: string,
+  ): Promise<RolloutOutcome> {
+    return this.requestRollout(name, { service, operation, ...(select !== undefined ? { select } : {}) });
+  }
+
+  /**
+   * Puts back what a succeeded rollout changed, as a new rollout named a revert of it (revertOf): the
+   * version and config its hosts had before (as it recorded them), on the hosts it reached, through the same
+   * waves, budget and drain. One still active is refused: abort it instead.
+   */
+  async revertRollout(id: string): Promise<RolloutOutcome> {
+    const rollout = await readRollout(this.deps, id);
+    return this.requestRollout(rollout.group, revertRequest(rollout));
+  }
+
+  /**
    * Pause, resume or abort. Resuming and aborting hand the rollout to the reconcile: a run is always asked for,
    * named after this command and the rollout's version, and a run that already holds the group takes it in.
    */
@@ -214,6 +250,57 @@ export class GroupService {
     });
     return { rollout, executionId };
   }
+}
+
+/** The rollout that undoes `rollout`, or the refusal saying why it cannot be undone so. */
+export function revertRequest(rollout: Rollout): RolloutRequest {
+  const details = { rolloutId: rollout.id, group: rollout.group, rolloutStatus: rollout.status };
+  if (!isFinalRolloutStatus(rollout.status)) {
+    throw new ConflictError(
+      `rollout ${rollout.id} is ${rollout.status}: only a finished rollout is reverted; abort an active one`,
+      { ...details, reason: 'rollout-active' },
+    );
+  }
+  if (rollout.status !== 'succeeded') {
+    throw new ConflictError(
+      `rollout ${rollout.id} ended ${rollout.status}: its hosts were put back already, there is nothing to revert`,
+      { ...details, reason: 'rollout-not-succeeded' },
+    );
+  }
+  const operation = rollout.operation ?? 'update';
+  if (operation === 'remove' || rollout.replaceHostType !== undefined) {
+    throw new ConflictError(
+      `rollout ${rollout.id} ${operation === 'remove' ? 'removed a service' : `replaced the hosts of ${rollout.replaceHostType}`}: put the previous definition back (PUT /groups/${rollout.group}) instead`,
+      { ...details, reason: 'not-revertible' },
+    );
+  }
+  const select = coversWholeGroup(rollout)
+    ? 'all'
+    : rollout.hosts.done.length > 0
+      ? `ids(${[...rollout.hosts.done].sort().join(',')})`
+      : (rollout.select ?? 'all');
+  const common = { service: rollout.service, select, revertOf: rollout.id };
+  if (operation === 'stop') return { ...common, operation: 'start' };
+  if (operation === 'start') return { ...common, operation: 'stop' };
+  const version = rollout.from?.version ?? rollout.previousVersion;
+  // Only the keys the rollout set go back, to what they were (a key it added has no value to go back to).
+  const config = Object.fromEntries(
+    Object.keys(rollout.config ?? {}).flatMap((key) => {
+      const value = rollout.from?.config?.[key];
+      return value === undefined ? [] : [[key, value] as const];
+    }),
+  );
+  if (version === undefined && Object.keys(config).length === 0) {
+    throw new ConflictError(`rollout ${rollout.id} recorded nothing to go back to`, {
+      ...details,
+      reason: 'not-revertible',
+    });
+  }
+  return {
+    ...common,
+    ...(version !== undefined ? { version } : {}),
+    ...(Object.keys(config).length > 0 ? { config } : {}),
+  };
 }
 
 function blockingRolloutOf(error: unknown): string | undefined {

@@ -4,8 +4,8 @@
  */
 import { ValidationError } from '../errors.ts';
 import type { RecordedEvent } from '../events.ts';
-import { compileGroup } from './compile.ts';
-import type { GroupEvent, RolloutRequested } from './events.ts';
+import { compileGroup, withEffectiveRules } from './compile.ts';
+import type { DeclaredChange, GroupEvent, RolloutRequested } from './events.ts';
 import type { CompiledGroup, GroupDefinition, RolloutStatus } from './model.ts';
 
 export const FINAL_ROLLOUT_STATUSES: ReadonlySet<RolloutStatus> = new Set<RolloutStatus>([
@@ -30,6 +30,12 @@ export interface ActiveRollout {
 /** Enough to know an alarm raised again by a retried or repeated judgement, without reading the stream's tail. */
 export const RECENT_ALARMS = 100;
 
+/** An alarm episode raised and not cleared yet, by the episode it names. */
+export interface OpenAlarm {
+  alarmId: string;
+  raisedAt: string;
+}
+
 export interface GroupState {
   exists: boolean;
   definition?: GroupDefinition;
@@ -43,6 +49,17 @@ export interface GroupState {
   activeRollout?: ActiveRollout;
   /** Event ids of the latest alarms, oldest first, at most RECENT_ALARMS. */
   recentAlarmIds: readonly string[];
+  /** Episodes raised and not cleared: a rule's alarm is raised once per episode, not on every tick. */
+  openAlarms?: Readonly<Record<string, OpenAlarm>>;
+  /**
+   * Changes definitions declared that wait for their rollout, oldest first: one rollout holds a group at a
+   * time, so the next is requested when the active one ends. One entry per service (or replaced host type).
+   */
+  declaredQueue?: readonly DeclaredChange[];
+  /** host type → hosts wanted, as rules scaled it since the definition (applied to `compiled`). */
+  capacity?: Readonly<Record<string, number>>;
+  /** Scale episodes open (episode → when it scaled): a rule scales once per episode. */
+  openScales?: Readonly<Record<string, string>>;
   /** The last stream version folded in. */
   streamVersion: number;
 }
@@ -91,22 +108,36 @@ export function evolveGroup(state: GroupState, event: RecordedEvent<GroupEvent>)
         compiled: compiledOrPrevious(state, event.data.definition, event.version),
         definitionVersion: event.version,
       };
+      const queued = withDeclared(state.exists ? state.declaredQueue : undefined, event.data.declared);
+      // The definition's counts win over what rules scaled the group to before it.
+      const { capacity: _, ...unscaled } = next;
       // A group deleted and defined again starts stopped, as a new group would.
-      return state.exists
-        ? { ...next, ...defined }
-        : { ...NO_GROUP, ...defined, exists: true, streamVersion: event.version };
+      return withQueue(
+        state.exists
+          ? { ...unscaled, ...defined }
+          : { ...NO_GROUP, ...defined, exists: true, streamVersion: event.version },
+        queued,
+      );
     }
     case 'GroupStarted':
       return { ...next, running: true, runVersion: event.version };
     case 'GroupStopped':
-      return { ...next, running: false, runVersion: event.version };
+      // A stopped group's hosts go; the ones it starts with are launched from the definition as it is then.
+      return withQueue({ ...next, running: false, runVersion: event.version }, []);
     case 'GroupDeleted':
       return { ...NO_GROUP, streamVersion: event.version };
-    case 'RolloutRequested':
-      return {
+    case 'RolloutRequested': {
+      const requested = {
         ...next,
-        activeRollout: { id: event.data.rolloutId, request: event.data, status: 'pending' },
+        activeRollout: { id: event.data.rolloutId, request: event.data, status: 'pending' as const },
       };
+      if (event.data.cause?.kind !== 'declared') return requested;
+      const key = declaredKey(event.data);
+      return withQueue(
+        requested,
+        (state.declaredQueue ?? []).filter((change) => declaredKey(change) !== key),
+      );
+    }
     case 'RolloutStatusChanged': {
       const active = state.activeRollout;
       if (active?.id !== event.data.rolloutId) return next;
@@ -114,9 +145,84 @@ export function evolveGroup(state: GroupState, event: RecordedEvent<GroupEvent>)
         ? withoutActiveRollout(next)
         : { ...next, activeRollout: { ...active, status: event.data.status } };
     }
-    case 'AlarmRaised':
-      return { ...next, recentAlarmIds: [...state.recentAlarmIds, event.eventId].slice(-RECENT_ALARMS) };
+    case 'AlarmRaised': {
+      const raised = {
+        ...next,
+        recentAlarmIds: [...state.recentAlarmIds, event.eventId].slice(-RECENT_ALARMS),
+      };
+      const { episode } = event.data;
+      if (episode === undefined) return raised;
+      const open = { alarmId: event.eventId, raisedAt: event.data.at };
+      return { ...raised, openAlarms: { ...state.openAlarms, [episode]: open } };
+    }
+    case 'AlarmCleared': {
+      const { [event.data.episode]: _, ...open } = state.openAlarms ?? {};
+      return withOpenAlarms(next, open);
+    }
+    case 'CapacityScaled': {
+      const { hostType, to, episode, at } = event.data;
+      const capacity = { ...state.capacity, [hostType]: to };
+      return {
+        ...next,
+        capacity,
+        openScales: { ...state.openScales, [episode]: at },
+        ...(state.compiled ? { compiled: withCapacity(state.compiled, capacity) } : {}),
+      };
+    }
+    case 'ScaleEpisodeEnded': {
+      const { [event.data.episode]: _, ...open } = state.openScales ?? {};
+      if (Object.keys(open).length > 0) return { ...next, openScales: open };
+      const { openScales: __, ...rest } = next;
+      return rest;
+    }
   }
+}
+
+/** The compiled group with the host counts rules scaled it to. */
+export function withCapacity(
+  compiled: CompiledGroup,
+  capacity: Readonly<Record<string, number>> | undefined,
+): CompiledGroup {
+  if (!capacity) return compiled;
+  const hostTypes = { ...compiled.hostTypes };
+  for (const [name, desired] of Object.entries(capacity)) {
+    const type = hostTypes[name];
+    if (type) hostTypes[name] = { ...type, desired };
+  }
+  return { ...compiled, hostTypes };
+}
+
+/** One entry per service (or host type): a later declaration of it moves it on, its `from` stays the first. */
+export function declaredKey(change: Pick<DeclaredChange, 'service' | 'replaceHostType'>): string {
+  return change.replaceHostType !== undefined
+    ? `host-type:${change.replaceHostType}`
+    : `service:${change.service}`;
+}
+
+function withDeclared(
+  queue: readonly DeclaredChange[] | undefined,
+  declared: readonly DeclaredChange[] | undefined,
+): readonly DeclaredChange[] {
+  const merged = [...(queue ?? [])];
+  for (const change of declared ?? []) {
+    const at = merged.findIndex((entry) => declaredKey(entry) === declaredKey(change));
+    const known = merged[at];
+    if (known === undefined) merged.push(change);
+    else merged[at] = { ...change, ...(known.from !== undefined ? { from: known.from } : {}) };
+  }
+  return merged;
+}
+
+function withQueue(state: GroupState, queue: readonly DeclaredChange[]): GroupState {
+  if (queue.length > 0) return { ...state, declaredQueue: queue };
+  const { declaredQueue: _, ...rest } = state;
+  return rest;
+}
+
+function withOpenAlarms(state: GroupState, open: Record<string, OpenAlarm>): GroupState {
+  if (Object.keys(open).length > 0) return { ...state, openAlarms: open };
+  const { openAlarms: _, ...rest } = state;
+  return rest;
 }
 
 function withoutActiveRollout(state: GroupState): GroupState {
@@ -137,6 +243,10 @@ export interface GroupDocument {
   runVersion: number;
   activeRollout?: ActiveRollout;
   recentAlarmIds?: string[];
+  openAlarms?: Record<string, OpenAlarm>;
+  declaredQueue?: DeclaredChange[];
+  capacity?: Record<string, number>;
+  openScales?: Record<string, string>;
 }
 
 /** The document of a group that exists; undefined when the stream says it does not (never defined, deleted). */
@@ -152,6 +262,14 @@ export function documentOf(state: GroupState): GroupDocument | undefined {
     runVersion: state.runVersion,
     ...(state.activeRollout ? { activeRollout: state.activeRollout } : {}),
     ...(state.recentAlarmIds.length > 0 ? { recentAlarmIds: [...state.recentAlarmIds] } : {}),
+    ...(state.openAlarms && Object.keys(state.openAlarms).length > 0
+      ? { openAlarms: { ...state.openAlarms } }
+      : {}),
+    ...(state.declaredQueue && state.declaredQueue.length > 0
+      ? { declaredQueue: [...state.declaredQueue] }
+      : {}),
+    ...(state.capacity ? { capacity: { ...state.capacity } } : {}),
+    ...(state.openScales ? { openScales: { ...state.openScales } } : {}),
   };
 }
 
@@ -159,12 +277,16 @@ export function stateOfDocument(document: GroupDocument): GroupState {
   return {
     exists: true,
     definition: document.definition,
-    compiled: document.compiled,
+    compiled: withEffectiveRules(document.compiled, document.definition),
     definitionVersion: document.definitionVersion,
     running: document.running,
     runVersion: document.runVersion ?? 0,
     streamVersion: document.streamVersion ?? document.definitionVersion,
     recentAlarmIds: document.recentAlarmIds ?? [],
+    ...(document.openAlarms ? { openAlarms: document.openAlarms } : {}),
+    ...(document.declaredQueue ? { declaredQueue: document.declaredQueue } : {}),
+    ...(document.capacity ? { capacity: document.capacity } : {}),
+    ...(document.openScales ? { openScales: document.openScales } : {}),
     ...(document.activeRollout ? { activeRollout: document.activeRollout } : {}),
   };
 }

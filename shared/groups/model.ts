@@ -2,6 +2,7 @@
  * The shapes of issue 3 (desired state and reconcile), shared by the DSL compiler, the planner, the reconcile
  * functions, the fan-out, the agent and the API. Pure types: no behaviour lives here.
  */
+import type { CompiledRule } from '../rules/types.ts';
 import type { Channel, HostStatus } from '../schemas.ts';
 
 /* ───────────── Group definitions (what an operator writes, YAML or JSON) ───────────── */
@@ -12,6 +13,11 @@ export interface ServiceSpec {
   config?: Record<string, string>;
   /** Port the service listens on (local mode starts a process there). */
   port?: number;
+  /**
+   * Stopped on purpose (a `stop` rollout): the agent stops the process and reports it `stopped`; no default
+   * rule restarts it (they act on `failed` only) until a `start` rollout takes the mark away.
+   */
+  stopped?: true;
 }
 
 export interface HostTypeDefinition {
@@ -50,6 +56,13 @@ export interface RolloutPolicy {
   convergenceTimeoutSeconds: number;
 }
 
+export interface LivenessPolicy {
+  /** How often a healthy host reports even when nothing changed. */
+  heartbeatSeconds: number;
+  /** Heartbeats a host may miss in a row before it is overdue. */
+  missedHeartbeats: number;
+}
+
 export interface Rule {
   /** e.g. "group.running && hosts.booted == 0", "host.status == failed", "load > 0.8" */
   when: string;
@@ -63,6 +76,8 @@ export interface GroupConfiguration {
   /** One budget for rollouts, scale-in and replacement: hosts out of service at once, a selector. */
   disruptionBudget: string;
   rules: Rule[];
+  /** When a silent host counts as lost (absent in documents written before it existed: the defaults). */
+  liveness?: LivenessPolicy;
   regions?: string[];
 }
 
@@ -100,6 +115,8 @@ export interface CompiledGroup {
   /** service → load balancer host types in front of it. */
   balancedBy: Record<string, string[]>;
   configuration: GroupConfiguration;
+  /** The rules in force: the defaults, then the definition's own (configuration.rules) compiled. */
+  rules: CompiledRule[];
 }
 
 /* ───────────── Selectors ───────────── */
@@ -128,6 +145,11 @@ export interface DesiredHostState {
   upstreams?: Record<string, string[]>;
   /** "running" to run the services; "draining" to stop taking new sessions; "stopped" to stop them. */
   mode: 'running' | 'draining' | 'stopped';
+  /**
+   * What the host was launched as (launchSpecOf: instance type, image, launch template, roles): a host whose
+   * mark differs from its type's is replaced by a `replaceHostType` rollout. Absent on hosts launched before.
+   */
+  launchedAs?: string;
 }
 
 /* ───────────── What the planner sees of the actual cluster ───────────── */
@@ -150,6 +172,11 @@ export interface ActualHost {
   address?: string;
   /** Where each service answers, as the host reports it: service → "host:port" (local mode picks free ports). */
   endpoints?: Record<string, string>;
+  /**
+   * Running but not fit to serve (a service it runs reports failed, or a rule took it out): no load balancer
+   * routes to it until it is healthy again.
+   */
+  unhealthy?: boolean;
 }
 
 /* ───────────── Plans ───────────── */
@@ -160,7 +187,9 @@ export type Action =
   | { kind: 'drain'; hostId: string; state: DesiredHostState }
   | { kind: 'assign'; hostId: string; state: DesiredHostState }
   | { kind: 'update-lb'; hostId: string; state: DesiredHostState }
-  | { kind: 'notify'; hostIds: string[]; service: string; reason: string };
+  | { kind: 'notify'; hostIds: string[]; service: string; reason: string }
+  /** A rule asked for it: the instance restarts in place (local mode: the host's processes start again). */
+  | { kind: 'reboot'; hostId: string };
 
 export interface Wave {
   index: number;
@@ -172,6 +201,8 @@ export interface Wave {
    * live sessions 0 (or the drain policy's timeout passed).
    */
   awaits: { hostId: string; stateVersion: number; drained?: boolean }[];
+  /** Why a host is told what this wave tells it, where it is not the run's own reason (a rule's restart). */
+  reasons?: Record<string, string>;
 }
 
 export interface Plan {
@@ -183,13 +214,44 @@ export interface Plan {
 
 /* ───────────── Rollouts ───────────── */
 
+/** What a rollout does to the selected hosts' service: change it (default), stop it, start it, remove it. */
+export type RolloutOperation = 'update' | 'stop' | 'start' | 'remove';
+
+/** Why a rollout was asked for when no operator asked for it: a definition declared a change. */
+export type RolloutCause = { kind: 'declared'; definitionVersion: number };
+
+/** The host type fields a host is launched with: a change of one replaces the type's hosts. */
+export interface LaunchSpec {
+  instanceType: string;
+  roles: string[];
+  image?: string;
+  launchTemplate?: string;
+}
+
 export interface RolloutRequest {
+  /** For `replaceHostType`: the host type's first service (by name), whose hosts it replaces. */
   service: string;
-  /** New version, or new config (at least one). */
+  /** New version, or new config (at least one, for an update). */
   version?: string;
   config?: Record<string, string>;
   /** Which hosts: a selector (default "all"). */
   select?: string;
+  /** Default 'update'. */
+  operation?: RolloutOperation;
+  /** Replaces the hosts of this host type (surge-first) with hosts launched as its definition now says. */
+  replaceHostType?: string;
+  /** The rollout this one reverts (POST /rollouts/{id}/revert). */
+  revertOf?: string;
+  cause?: RolloutCause;
+}
+
+/** What the rollout's hosts ran before it, recorded when it was requested: what a revert goes back to. */
+export interface RolloutFrom {
+  version?: string;
+  config?: Record<string, string>;
+  stopped?: true;
+  /** For `replaceHostType`: what the hosts were launched as. */
+  launch?: LaunchSpec;
 }
 
 /** `reverting` is not final: the reconcile is putting the touched hosts back, then says aborted or rolled-back. */
@@ -209,6 +271,8 @@ export interface Rollout extends RolloutRequest {
   status: RolloutStatus;
   /** Version of the service before the rollout (for rollback). */
   previousVersion?: string;
+  /** The service's spec (first host type running it) when the rollout was requested. */
+  from?: RolloutFrom;
   createdAt: string;
   updatedAt: string;
   waves: { index: number; hosts: string[]; status: 'pending' | 'running' | 'done' | 'failed' }[];

@@ -153,7 +153,13 @@ export class LoadBalancers {
 }
 
 export function inService(slot: Slot): boolean {
-  return !slot.gone && !slot.out && slot.status === 'running' && slot.state.mode === 'running';
+  return (
+    !slot.gone &&
+    !slot.out &&
+    slot.status === 'running' &&
+    slot.state.mode === 'running' &&
+    slot.actual?.unhealthy !== true
+  );
 }
 
 function endpointOf(slot: Slot, service: string): string | undefined {

@@ -3,6 +3,7 @@
  * wave is planned from what the earlier waves will have done, not from the snapshot the plan started from.
  */
 import type { HostStatus } from '../schemas.ts';
+import { launchMarkOf } from './launch-spec.ts';
 import type {
   ActualHost,
   CompiledGroup,
@@ -38,14 +39,25 @@ export interface Slot {
 
 /** Failed and stopped hosts are replaced; a `stopping` one is on its way somewhere and left to get there. */
 export function isDead(slot: Slot): boolean {
-  return slot.status === 'failed' || slot.status === 'stopped';
+  return isDeadStatus(slot.status);
+}
+
+/** A lost host is as good as failed: it was silent too long, and whatever it still does nobody hears of it. */
+function isDeadStatus(status: HostStatus): boolean {
+  return status === 'failed' || status === 'stopped' || status === 'lost';
 }
 
 export function isDraining(slot: Slot): boolean {
   return slot.status === 'draining' || slot.state.mode === 'draining';
 }
 
-const OUT_OF_SERVICE: ReadonlySet<HostStatus> = new Set(['failed', 'draining', 'stopping', 'stopped']);
+const OUT_OF_SERVICE: ReadonlySet<HostStatus> = new Set([
+  'failed',
+  'lost',
+  'draining',
+  'stopping',
+  'stopped',
+]);
 
 export class Projection {
   /** Actual hosts, sorted by id so nothing depends on the order the caller listed them in. */
@@ -113,6 +125,8 @@ export class Projection {
       services: base ? base.services : copyServices(hostType.services),
       config: base ? base.config : {},
       mode: 'running',
+      // What it is launched as now, whatever the host it replaces was: a `replaceHostType` rollout skips it.
+      launchedAs: launchMarkOf(hostType),
     };
     const slot: Slot = {
       hostId,
@@ -144,7 +158,8 @@ export class Projection {
   private slotOf(host: ActualHost, desired: DesiredHostState | undefined): Slot {
     const type = this.typeOf(host);
     const state = desired ? raised(desired, host.assignedStateVersion) : this.inferredState(host, type);
-    const status = host.status;
+    // A degraded host runs (its dependency is what failed): the plan treats it as the running host it is.
+    const status = host.status === 'degraded' ? 'running' : host.status;
     return {
       hostId: host.hostId,
       hostType: host.hostType,
@@ -155,7 +170,7 @@ export class Projection {
       out: false,
       gone: false,
       outAtStart: OUT_OF_SERVICE.has(status) || state.mode === 'draining',
-      liveSessions: status === 'failed' || status === 'stopped' ? 0 : host.liveSessions,
+      liveSessions: isDeadStatus(status) ? 0 : host.liveSessions,
       balancer: (type?.balances?.length ?? 0) > 0,
     };
   }

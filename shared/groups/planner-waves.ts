@@ -84,6 +84,7 @@ function next(
     config: state.config,
     ...(upstreams === undefined ? {} : { upstreams }),
     mode: change.mode ?? state.mode,
+    ...(state.launchedAs === undefined ? {} : { launchedAs: state.launchedAs }),
   };
 }
 

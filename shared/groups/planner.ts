@@ -9,6 +9,7 @@
  * down level by level, dependents first.
  */
 import { ValidationError } from '../errors.ts';
+import { launchMarkOf } from './launch-spec.ts';
 import type {
   ActualHost,
   CompiledGroup,
@@ -16,6 +17,7 @@ import type {
   DesiredHostState,
   DrainPolicy,
   Plan,
+  RolloutOperation,
   ServiceSpec,
 } from './model.ts';
 import { intoBatches, type Job, runBatch } from './planner-batches.ts';
@@ -34,6 +36,14 @@ export interface PlanRollout {
   config?: Record<string, string>;
   /** Which of the service's hosts (default "all"). */
   select?: string;
+  /** Change the service (default), stop it (kept in the state, marked stopped), start it, or remove it. */
+  operation?: RolloutOperation;
+  /**
+   * Replace the hosts of this host type not launched as it is defined now (their `launchedAs`): per wave a
+   * new host with the old one's state is launched, and the old one goes once the new one reports (surge-first
+   * per the rollout policy). `service` is then the type's first service; version and config are not read.
+   */
+  replaceHostType?: string;
 }
 
 export interface PlanInput {
@@ -51,6 +61,8 @@ export interface PlanInput {
   newHostId: (hostType: string, ordinal: number) => string;
   /** Ids of hosts gone since (e.g. terminated instances) that a new host must not take either. */
   retiredHostIds?: Iterable<string>;
+  /** Hosts a rule keeps draining: not put back into service although nothing the plan wants needs them drained. */
+  keepDraining?: ReadonlySet<string>;
 }
 
 interface Context {
@@ -81,7 +93,7 @@ export function planGroup(input: PlanInput): Plan {
     policy: input.group.configuration.drain,
     now,
   };
-  if (input.running) planRunning(context, input.rollout);
+  if (input.running) planRunning(context, input.rollout, input.keepDraining);
   else planStop(context);
   return context.plan.finish(input.group.name);
 }
@@ -121,14 +133,20 @@ interface Capacity {
   surplus: { slot: Slot; reason: string }[];
 }
 
-function planRunning(context: Context, rollout: PlanRollout | undefined): void {
+function planRunning(
+  context: Context,
+  rollout: PlanRollout | undefined,
+  keepDraining: ReadonlySet<string> = new Set(),
+): void {
   const { projection } = context;
   const capacity = measureCapacity(context);
   const leaving = new Set(capacity.surplus.map((victim) => victim.slot));
   const change = rollout ? rolloutTargets(context, rollout, leaving) : undefined;
   const budget = disruptionBudget(context);
 
-  const restore = new Set(projection.slots.filter(drainingForNothing));
+  const restore = new Set(
+    projection.slots.filter((slot) => drainingForNothing(slot) && !keepDraining.has(slot.hostId)),
+  );
   for (const slot of [...leaving, ...(change?.drainingTargets ?? [])]) restore.delete(slot);
   context.plan.wave((wave) => {
     for (const slot of restore) wave.assign(slot, slot.state.services);
@@ -176,7 +194,8 @@ function measureCapacity({ group, projection }: Context): Capacity {
     const surplus = live.length - type.desired;
     if (surplus <= 0) continue;
     const reason = `scale-in: ${typeName} has ${live.length} hosts, wants ${type.desired}`;
-    for (const slot of preferredToLeave(live).slice(0, surplus)) capacity.surplus.push({ slot, reason });
+    for (const slot of preferredToLeave(live, launchMarkOf(type)).slice(0, surplus))
+      capacity.surplus.push({ slot, reason });
   }
   return capacity;
 }
@@ -188,12 +207,17 @@ const LEAVING_RANK: Partial<Record<Slot['status'], number>> = {
   booting: 2,
 };
 
-/** Hosts already on their way out first, then those not yet serving, then as selectors prefer (idle, light). */
-function preferredToLeave(slots: readonly Slot[]): Slot[] {
+/**
+ * Hosts already on their way out first, then those not yet serving, then those launched as the type was
+ * defined before (a replacement interrupted between its launch and the old host's end leaves the old one),
+ * then as selectors prefer (idle, light).
+ */
+function preferredToLeave(slots: readonly Slot[], mark?: string): Slot[] {
   const rank = (slot: Slot) => LEAVING_RANK[slot.status] ?? (slot.state.mode === 'draining' ? 1 : 3);
+  const stale = (slot: Slot) => (mark !== undefined && slot.state.launchedAs !== mark ? 0 : 1);
   return slots
-    .map((slot) => ({ slot, rank: rank(slot), host: selectable(slot) }))
-    .sort((a, b) => a.rank - b.rank || compareCandidates(a.host, b.host))
+    .map((slot) => ({ slot, rank: rank(slot), stale: stale(slot), host: selectable(slot) }))
+    .sort((a, b) => a.rank - b.rank || a.stale - b.stale || compareCandidates(a.host, b.host))
     .map((entry) => entry.slot);
 }
 
@@ -303,7 +327,8 @@ interface Change {
   targets: Slot[];
   /** The targets already draining (the only ones a plan might otherwise put back into service). */
   drainingTargets: Slot[];
-  target: (slot: Slot) => ServiceSpec;
+  /** The host's services once it is at the target (the service left out when it is removed). */
+  target: (slot: Slot) => DesiredHostState['services'];
 }
 
 function isComingUp(slot: Slot): boolean {
@@ -312,7 +337,14 @@ function isComingUp(slot: Slot): boolean {
 
 function rolloutTargets(context: Context, rollout: PlanRollout, leaving: ReadonlySet<Slot>): Change {
   const { group, projection } = context;
-  const types = group.serviceHosts[rollout.service];
+  const replaced = rollout.replaceHostType;
+  const replacedType = replaced === undefined ? undefined : group.hostTypes[replaced];
+  if (replaced !== undefined && !replacedType) {
+    throw new ValidationError(`rollout ${rollout.id}: group ${group.name} has no host type ${replaced}`, {
+      hostType: replaced,
+    });
+  }
+  const types = replaced !== undefined ? [replaced] : group.serviceHosts[rollout.service];
   if (!types || types.length === 0) {
     throw new ValidationError(
       `rollout ${rollout.id}: no host type of group ${group.name} runs ${rollout.service}`,
@@ -334,14 +366,22 @@ function rolloutTargets(context: Context, rollout: PlanRollout, leaving: Readonl
       context.plan.defer(slot.hostId, `${slot.status}: rollout ${rollout.id} picks it up once it runs`);
     }
   }
-  const target = (slot: Slot) =>
-    targetSpec(
-      slot.state.services[rollout.service] ?? projection.typeOf(slot)?.services[rollout.service],
-      rollout,
-    );
+  const operation = rollout.operation ?? 'update';
+  const target = (slot: Slot): DesiredHostState['services'] => {
+    if (replacedType) return slot.state.services;
+    const { [rollout.service]: current, ...others } = slot.state.services;
+    if (operation === 'remove') return others;
+    const spec = targetSpec(current ?? projection.typeOf(slot)?.services[rollout.service], rollout);
+    return { ...slot.state.services, [rollout.service]: spec };
+  };
+  const mark = replacedType ? launchMarkOf(replacedType) : undefined;
   const atTarget = (slot: Slot) => {
+    if (mark !== undefined) return slot.state.launchedAs === mark;
     const current = slot.state.services[rollout.service];
+    if (operation === 'remove') return current === undefined;
     if (!current) return false;
+    if (operation === 'stop' && current.stopped !== true) return false;
+    if (operation === 'start' && current.stopped === true) return false;
     if (rollout.version !== undefined && current.version !== rollout.version) return false;
     return Object.entries(rollout.config ?? {}).every(([key, value]) => current.config?.[key] === value);
   };
@@ -377,8 +417,11 @@ function roll(context: Context, rollout: PlanRollout, change: Change, budget: Bu
     }
     return;
   }
-  const assign: Job['act'] = (wave, host) =>
-    wave.assign(host, { ...host.state.services, [rollout.service]: change.target(host) });
+  const replaced =
+    rollout.replaceHostType === undefined ? undefined : group.hostTypes[rollout.replaceHostType];
+  const assign: Job['act'] = replaced
+    ? terminate(`rollout ${rollout.id}: host type ${replaced.name} is launched otherwise now`)
+    : (wave, host) => wave.assign(host, change.target(host));
   const jobs: Job[] = [];
   for (const slot of change.targets) {
     const ready = readiness(slot, policy, now);
@@ -398,8 +441,51 @@ function roll(context: Context, rollout: PlanRollout, change: Change, budget: Bu
       i === 0 && dependents.length > 0
         ? (wave: WaveWriter) => wave.notify(dependents, rollout.service, describeChange(rollout))
         : undefined;
-    runBatch(plan, balancers, policy, batch, tellDependents);
+    if (replaced) replaceBatch(context, replaced, batch, tellDependents);
+    else runBatch(plan, balancers, policy, batch, tellDependents);
   });
+}
+
+/**
+ * A batch of a replacement: each old host's successor (a new id, the old host's state, launched as the type
+ * is defined now) is launched and awaited, then the old host is drained and terminated — surge-first, so the
+ * capacity never dips; without surge-first the old hosts go first (as launchAndReplace does for failed hosts).
+ */
+function replaceBatch(
+  context: Context,
+  type: CompiledHostType,
+  batch: readonly Job[],
+  prepare: ((wave: WaveWriter) => void) | undefined,
+): void {
+  const { group, projection, plan, balancers, policy } = context;
+  const launches = batch.map((job) => ({
+    slot: projection.launch(type, job.slot.state),
+    replaces: job.slot,
+  }));
+  const retire = batch.map((job) => {
+    const successor = launches.find((launch) => launch.replaces === job.slot)?.slot as Slot;
+    return { ...job, act: terminate(`replaced by ${successor.hostId}: host type ${type.name} changed`) };
+  });
+  const launch = () =>
+    plan.wave((wave) => {
+      prepare?.(wave);
+      for (const { slot, replaces } of launches) {
+        wave.launch(slot, replaces.hostId);
+        balancers.launched(slot);
+      }
+    });
+  if (group.configuration.rollout.surgeFirst) {
+    launch();
+    runBatch(plan, balancers, policy, retire);
+  } else {
+    runBatch(plan, balancers, policy, retire, prepare);
+    plan.wave((wave) => {
+      for (const { slot, replaces } of launches) {
+        wave.launch(slot, replaces.hostId);
+        balancers.launched(slot);
+      }
+    });
+  }
 }
 
 /** Hosts running a service that depends on `service`: they hear of its change before it happens. */
@@ -413,18 +499,32 @@ function dependentHosts(group: CompiledGroup, projection: Projection, service: s
 }
 
 function describeChange(rollout: PlanRollout): string {
+  const operation = rollout.operation ?? 'update';
   const what =
-    rollout.version !== undefined
-      ? `${rollout.service} changes to ${rollout.version}`
-      : `${rollout.service} changes its config`;
+    rollout.replaceHostType !== undefined
+      ? `the hosts of ${rollout.replaceHostType} running ${rollout.service} are replaced`
+      : operation === 'stop'
+        ? `${rollout.service} stops`
+        : operation === 'start'
+          ? `${rollout.service} starts`
+          : operation === 'remove'
+            ? `${rollout.service} is removed`
+            : rollout.version !== undefined
+              ? `${rollout.service} changes to ${rollout.version}`
+              : `${rollout.service} changes its config`;
   return `${what} (rollout ${rollout.id})`;
 }
 
 function targetSpec(current: ServiceSpec | undefined, rollout: PlanRollout): ServiceSpec {
   const base: ServiceSpec = current ?? { version: rollout.version ?? '' };
   const version = rollout.version ?? base.version;
-  if (rollout.config === undefined) return { ...base, version };
-  return { ...base, version, config: { ...base.config, ...rollout.config } };
+  const spec: ServiceSpec =
+    rollout.config === undefined
+      ? { ...base, version }
+      : { ...base, version, config: { ...base.config, ...rollout.config } };
+  if (rollout.operation === 'stop') spec.stopped = true;
+  if (rollout.operation === 'start') delete spec.stopped;
+  return spec;
 }
 
 /* ───────────── Helpers ───────────── */

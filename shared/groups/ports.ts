@@ -1,12 +1,14 @@
 /**
  * Ports added for desired state and reconcile (issue 3). Adapters live in shared/adapters/, like the others.
  */
+
+import type { Diagnosis } from '../alarms/diagnosis.ts';
 import type { HostIdentity } from '../hosts/host-decider.ts';
 import type { DesiredHostState, Plan } from './model.ts';
 
 /* ───────────── Documents: projections that are not hosts (groups, rollouts, desired host states) ───────────── */
 
-export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan' | 'lease';
+export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan' | 'lease' | 'alarm';
 
 export interface StoredDocument<T> {
   kind: DocumentKind;
@@ -32,10 +34,12 @@ export interface DocumentStore {
   ): Promise<StoredDocument<T>>;
   /** ConflictError when the stored version is not `expectedVersion`. */
   delete(kind: DocumentKind, id: string, expectedVersion: number): Promise<void>;
+  /** Pages in id order; `descending` pages from the highest id down (alarms, newest first). */
   list<T>(
     kind: DocumentKind,
     limit: number,
     cursor?: string,
+    options?: { descending?: boolean },
   ): Promise<{ documents: StoredDocument<T>[]; next?: string }>;
 }
 
@@ -71,6 +75,12 @@ export interface FleetPort {
 
 /* ───────────── Fan-out ───────────── */
 
+/** Every host of a group having a role: where a broadcast (e.g. a dependency changed) goes. */
+export interface BroadcastTarget {
+  group: string;
+  role: string;
+}
+
 export interface InboxAddress {
   hostId: string;
   group: string;
@@ -97,6 +107,11 @@ export interface StatePublisher {
   removeInbox(hostId: string): Promise<void>;
   /** Signs and publishes each state to exactly the host it is for. */
   publish(states: readonly DesiredHostState[]): Promise<void>;
+  /**
+   * Signs and publishes one message to every host of `target.group` having `target.role`. Hosts act on a
+   * `messageId` once: a retry of the same broadcast must send the same id.
+   */
+  broadcast(target: BroadcastTarget, payload: Record<string, unknown>, messageId: string): Promise<void>;
 }
 
 /** Signs what the control plane sends (KMS asymmetric key in AWS, a key file locally). */
@@ -141,4 +156,28 @@ export interface HostProvisioner {
   prepare(host: HostIdentity): Promise<string>;
   /** Lets this instance, and no other, read the host's secret. Idempotent. */
   bind(hostId: string, instance: FleetInstance): Promise<void>;
+  /**
+   * Ends the host's registration (HostRetired: the ingest refuses its snapshots from then on) and deletes its
+   * secret, for a host whose instance is gone for good. Idempotent; a host never registered is no error.
+   */
+  revoke(hostId: string): Promise<void>;
+}
+
+/* ───────────── Alarms: telling people ───────────── */
+
+/** An alarm as it is delivered to the people who must look at it (SNS: e-mail, chat, a pager). */
+export interface PublishedAlarm {
+  group: string;
+  alarmId: string;
+  alarm: string;
+  detail: string;
+  at: string;
+  diagnosis?: Diagnosis;
+  hostIds?: string[];
+  rolloutId?: string;
+}
+
+/** Delivers an alarm once it is in the group's stream; the stream, not the delivery, is the record. */
+export interface AlarmPublisher {
+  publish(alarm: PublishedAlarm): Promise<void>;
 }

@@ -3,7 +3,14 @@
  * host decider and the host projection.
  */
 import { type CommandDeps, runCommand } from '../command/runner.ts';
-import { type AssignedBy, hostStream, type InstanceTerminated } from '../events.ts';
+import { NotFoundError } from '../errors.ts';
+import {
+  type AssignedBy,
+  type HostDegraded,
+  type HostLost,
+  hostStream,
+  type InstanceTerminated,
+} from '../events.ts';
 import type { DesiredHostState } from '../groups/model.ts';
 import type { HostRecord, HostStore } from '../ports.ts';
 import { type HostCommand, hostDecider } from './host-decider.ts';
@@ -39,4 +46,48 @@ export async function recordTermination(
 ): Promise<HostRecord | undefined> {
   const result = await run(deps, hostId, { type: 'RecordTermination', termination, at: deps.now() });
   return result.appended.length > 0 ? result.state : undefined;
+}
+
+/** Records that the host went silent and is treated as gone; once, and not for a host whose instance ended. */
+export async function markLost(
+  deps: HostCommandDeps,
+  hostId: string,
+  loss: Omit<HostLost['data'], 'at'>,
+): Promise<HostRecord | undefined> {
+  const result = await run(deps, hostId, { type: 'MarkLost', loss, at: deps.now() });
+  return result.appended.length > 0 ? result.state : undefined;
+}
+
+/** Records that a dependency of the host's services has no healthy provider; the same dependency again is nothing. */
+export async function markDegraded(
+  deps: HostCommandDeps,
+  hostId: string,
+  degradation: Omit<HostDegraded['data'], 'at'>,
+): Promise<HostRecord | undefined> {
+  const result = await run(deps, hostId, { type: 'MarkDegraded', degradation, at: deps.now() });
+  return result.appended.length > 0 ? result.state : undefined;
+}
+
+/** Records that the dependency that degraded the host is healthy again; nothing when it is not degraded. */
+export async function markRecovered(deps: HostCommandDeps, hostId: string): Promise<HostRecord | undefined> {
+  const result = await run(deps, hostId, { type: 'MarkRecovered', at: deps.now() });
+  return result.appended.length > 0 ? result.state : undefined;
+}
+
+/**
+ * Ends the host's registration: its projection drops the encrypted secret and the ingest refuses its
+ * snapshots as an unknown host. Once; a host that was never registered has nothing to retire.
+ */
+export async function retireHost(
+  deps: HostCommandDeps,
+  hostId: string,
+  reason: string,
+): Promise<HostRecord | undefined> {
+  try {
+    const result = await run(deps, hostId, { type: 'Retire', reason, at: deps.now() });
+    return result.appended.length > 0 ? result.state : undefined;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
 }

@@ -1,13 +1,21 @@
 /**
  * The host stream (`host#<id>`): what the host is (registered), what it reported (StateObserved), what it was
- * told (StateAssigned) and that its instance ended (InstanceTerminated). The state decided on is the host
- * projection itself, so the projection is exactly the fold of the stream.
+ * told (StateAssigned), that its instance ended (InstanceTerminated), what the control plane judged of it
+ * from the outside (HostLost, HostDegraded, HostRecovered) and that its registration ended (HostRetired).
+ * The state decided on is the host projection itself, so the projection is exactly the fold of the stream.
  */
 import type { Decider, Decision } from '../command/decider.ts';
 import { emit } from '../command/decider.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import type { AssignedBy, HostEvent, InstanceTerminated, RecordedEvent } from '../events.ts';
-import { evolve as evolveHostState, statusOf } from '../fold.ts';
+import type {
+  AssignedBy,
+  HostDegraded,
+  HostEvent,
+  HostLost,
+  InstanceTerminated,
+  RecordedEvent,
+} from '../events.ts';
+import { evolve as evolveHostState, isTerminated, statusOf } from '../fold.ts';
 import type { DesiredHostState } from '../groups/model.ts';
 import { type IngestConfig, judgeSnapshot, type Verdict } from '../ingest.ts';
 import type { HostRecord } from '../ports.ts';
@@ -32,13 +40,24 @@ export type HostCommand =
       config: IngestConfig;
     }
   | { type: 'RecordTermination'; termination: Omit<InstanceTerminated['data'], 'at'>; at: Date }
-  | { type: 'Assign'; state: DesiredHostState; by: AssignedBy; at: Date };
+  | { type: 'Assign'; state: DesiredHostState; by: AssignedBy; at: Date }
+  | { type: 'MarkLost'; loss: Omit<HostLost['data'], 'at'>; at: Date }
+  | { type: 'MarkDegraded'; degradation: Omit<HostDegraded['data'], 'at'>; at: Date }
+  | { type: 'MarkRecovered'; at: Date }
+  | { type: 'Retire'; reason: string; at: Date };
+
+/** Why the ingest does not know a host: never registered (or no secret), or its registration ended. */
+export type UnknownHost = { kind: 'unknown-host'; retiredAt?: string };
 
 export type HostOutcome =
   | { kind: 'registered' }
-  | { kind: 'observed'; verdict: Verdict | { kind: 'unknown-host' } }
+  | { kind: 'observed'; verdict: Verdict | UnknownHost }
   | { kind: 'terminated'; recorded: boolean }
-  | { kind: 'assigned'; recorded: boolean };
+  | { kind: 'assigned'; recorded: boolean }
+  | { kind: 'lost'; recorded: boolean }
+  | { kind: 'degraded'; recorded: boolean }
+  | { kind: 'recovered'; recorded: boolean }
+  | { kind: 'retired'; recorded: boolean };
 
 /** What Observe needs beyond the state: the host's secret, decrypted by the caller from the projection. */
 export interface HostContext {
@@ -47,20 +66,26 @@ export interface HostContext {
 
 export type HostStreamState = HostRecord | undefined;
 
-/** Folds one event into the projection, keeping what the stream does not hold (the encrypted secret). */
+/**
+ * Folds one event into the projection, keeping what the stream does not hold (the encrypted secret) until
+ * the host is retired: then the secret is dropped, and with it every way to accept the host's snapshots.
+ */
 export function evolveHost(record: HostStreamState, event: RecordedEvent<HostEvent>): HostRecord {
   const next = evolveHostState(record, event);
   const observed = event.type === 'StateObserved' ? event.data : undefined;
-  return {
+  const folded: HostRecord = {
     ...record,
     ...next,
     status: statusOf(next),
     role: next.roles[0] as string,
     lastSeq: Math.max(record?.lastSeq ?? 0, next.lastChangeSeq),
-    secretCiphertext: record?.secretCiphertext ?? '',
+    secretCiphertext: next.retired ? '' : (record?.secretCiphertext ?? ''),
     ...(observed?.receivedAt ? { lastSeen: observed.receivedAt } : {}),
     ...(observed?.metrics ? { metrics: observed.metrics } : {}),
   };
+  // The fold drops what an event ended (a recovery ends a degradation); the record spread first must not keep it.
+  if (!next.degradedBy) delete folded.degradedBy;
+  return folded;
 }
 
 export const hostDecider: Decider<HostStreamState, HostCommand, HostEvent, HostOutcome, HostContext> = {
@@ -82,6 +107,11 @@ export const hostDecider: Decider<HostStreamState, HostCommand, HostEvent, HostO
           outcome: { kind: 'registered' },
         };
       case 'Observe': {
+        if (state?.retired)
+          return {
+            events: [],
+            outcome: { kind: 'observed', verdict: { kind: 'unknown-host', retiredAt: state.retired.at } },
+          };
         if (!state || ctx.secret === undefined)
           return { events: [], outcome: { kind: 'observed', verdict: { kind: 'unknown-host' } } };
         const verdict = judgeSnapshot({
@@ -128,6 +158,60 @@ export const hostDecider: Decider<HostStreamState, HostCommand, HostEvent, HostO
             data: { state: command.state, assignedAt: command.at.toISOString(), by: command.by },
           }),
           outcome: { kind: 'assigned', recorded: true },
+        };
+      }
+      case 'MarkLost': {
+        const host = existing(state);
+        // Once: a host is lost at most once (it is replaced), and a host whose instance ended is not lost.
+        if (host.lost || isTerminated(host))
+          return { events: [], outcome: { kind: 'lost', recorded: false } };
+        return {
+          ...emit<HostEvent>({
+            type: 'HostLost',
+            eventId: `${host.hostId}.lost`,
+            data: { ...command.loss, at: command.at.toISOString() },
+          }),
+          outcome: { kind: 'lost', recorded: true },
+        };
+      }
+      case 'MarkDegraded': {
+        const host = existing(state);
+        const { dependency } = command.degradation;
+        // A lost or ended host has worse news than a dependency; the same dependency again is no news.
+        if (host.lost || isTerminated(host) || host.degradedBy?.dependency === dependency)
+          return { events: [], outcome: { kind: 'degraded', recorded: false } };
+        return {
+          ...emit<HostEvent>({
+            type: 'HostDegraded',
+            // A host may be degraded by the same dependency again after it recovered: the version tells apart.
+            eventId: `${host.hostId}.degraded.${dependency}.${host.version + 1}`,
+            data: { ...command.degradation, at: command.at.toISOString() },
+          }),
+          outcome: { kind: 'degraded', recorded: true },
+        };
+      }
+      case 'MarkRecovered': {
+        const host = existing(state);
+        if (!host.degradedBy) return { events: [], outcome: { kind: 'recovered', recorded: false } };
+        return {
+          ...emit<HostEvent>({
+            type: 'HostRecovered',
+            eventId: `${host.hostId}.recovered.${host.degradedBy.dependency}.${host.version + 1}`,
+            data: { dependency: host.degradedBy.dependency, at: command.at.toISOString() },
+          }),
+          outcome: { kind: 'recovered', recorded: true },
+        };
+      }
+      case 'Retire': {
+        const host = existing(state);
+        if (host.retired) return { events: [], outcome: { kind: 'retired', recorded: false } };
+        return {
+          ...emit<HostEvent>({
+            type: 'HostRetired',
+            eventId: `${host.hostId}.retired`,
+            data: { reason: command.reason, at: command.at.toISOString() },
+          }),
+          outcome: { kind: 'retired', recorded: true },
         };
       }
     }

@@ -180,15 +180,25 @@ export async function mirrorToGroup(
 ): Promise<Omit<AdoptOutcome, 'kind'> | undefined> {
   const { rollout, version } = state;
   const at = new Date(rollout.updatedAt);
-  if (rollout.status === 'succeeded')
-    return adoptRollout(deps, rollout.group, { rolloutId: rollout.id, rolloutVersion: version, at });
-  await recordRolloutStatus(deps, rollout.group, {
+  if (rollout.status === 'succeeded') {
+    const adoption = await adoptRollout(deps, rollout.group, {
+      rolloutId: rollout.id,
+      rolloutVersion: version,
+      at,
+    });
+    if (adoption.next) await createRollout(deps, rollout.group, adoption.next);
+    return adoption;
+  }
+  const { next } = await recordRolloutStatus(deps, rollout.group, {
     rolloutId: rollout.id,
     status: rollout.status,
     rolloutVersion: version,
     at,
     ...(reason !== undefined ? { reason } : {}),
   });
+  // The group asked for the next declared change in the same append: its own stream is created from that
+  // record now (or, after a crash here, when it is next read).
+  if (next) await createRollout(deps, rollout.group, next);
   return undefined;
 }
 

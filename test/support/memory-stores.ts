@@ -233,12 +233,14 @@ export class MemoryDocumentStore implements DocumentStore {
     this.#documents.delete(key);
   }
 
-  async list<T>(kind: DocumentKind, limit: number, cursor?: string) {
+  async list<T>(kind: DocumentKind, limit: number, cursor?: string, options: { descending?: boolean } = {}) {
     this.#count('list');
     const after = cursor === undefined ? undefined : String(decodeCursor(cursor));
+    const direction = options.descending ? -1 : 1;
+    const beyond = (id: string) => after === undefined || (options.descending ? id < after : id > after);
     const matching = [...this.#documents.values()]
-      .filter((document) => document.kind === kind && (after === undefined || document.id > after))
-      .sort((a, b) => (a.id < b.id ? -1 : 1));
+      .filter((document) => document.kind === kind && beyond(document.id))
+      .sort((a, b) => (a.id < b.id ? -direction : direction));
     const documents = matching.slice(0, limit) as StoredDocument<T>[];
     const last = documents.at(-1);
     return {

@@ -95,7 +95,7 @@ export function carryOut(before: PlanInput, plan: Plan): PlanInput {
   const desired: Record<string, DesiredHostState> = { ...before.desired };
   for (const wave of plan.waves) {
     for (const action of wave.actions) {
-      if (action.kind === 'notify') continue;
+      if (action.kind === 'notify' || action.kind === 'reboot') continue;
       if (action.kind === 'terminate') {
         hosts.delete(action.hostId);
         continue;

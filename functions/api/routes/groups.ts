@@ -1,11 +1,13 @@
 import * as z from 'zod/mini';
 import { FleetfoldError, NotFoundError } from '../../../shared/errors.ts';
+import { withEffectiveRules } from '../../../shared/groups/compile.ts';
 import { groupStream } from '../../../shared/groups/events.ts';
 import { checkGroupName, type DefinitionFormat } from '../../../shared/groups/group-service.ts';
 import type { GroupDocument } from '../../../shared/groups/group-state.ts';
+import type { Rollout } from '../../../shared/groups/model.ts';
 import type { StoredDocument } from '../../../shared/groups/ports.ts';
 import type { ApiDeps } from '../deps.ts';
-import { atTheEdge, groupLinks, groupService, rolloutView } from '../group-resources.ts';
+import { atTheEdge, groupLinks, groupService, rolloutLinks, rolloutView } from '../group-resources.ts';
 import {
   type ApiRequest,
   type ApiResponse,
@@ -23,15 +25,20 @@ const DEFAULT_LIST_LIMIT = 50;
 
 const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
 
-/** A group as the API shows it: the definition as accepted, what it compiled to, and where it stands. */
+/**
+ * A group as the API shows it: the definition as accepted, what it compiled to (with the effective rules, the
+ * defaults first, also for documents stored before rules were compiled), and where it stands.
+ */
 export function groupView(name: string, group: GroupDocument) {
   return {
     name,
     definitionVersion: group.definitionVersion,
     running: group.running,
     ...(group.activeRollout ? { activeRollout: group.activeRollout.id } : {}),
+    // Changes a definition declared that wait for the active rollout to end, next first.
+    ...(group.declaredQueue && group.declaredQueue.length > 0 ? { declaredQueue: group.declaredQueue } : {}),
     definition: group.definition,
-    compiled: group.compiled,
+    compiled: withEffectiveRules(group.compiled, group.definition),
     links: groupLinks(name),
   };
 }
@@ -92,6 +99,10 @@ export async function putGroup(deps: ApiDeps, request: ApiRequest, name: string)
       outcome: outcome.outcome,
       ...groupView(name, outcome.group),
       ...(outcome.executionId !== undefined ? { executionId: outcome.executionId } : {}),
+      // The change of a running group's hosts rolls out: where to watch it.
+      ...(outcome.rollout
+        ? { rollout: { id: outcome.rollout.id, links: rolloutLinks(outcome.rollout.id, name) } }
+        : {}),
     },
   };
 }
@@ -160,16 +171,48 @@ const RolloutBody = z.strictObject({
   select: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
 });
 
-export async function requestRollout(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
-  parseQuery(z.strictObject({}), request.query);
-  const body = parseBody(RolloutBody, parseJsonBody(request));
-  const { rollout, executionId } = await atTheEdge(request, () =>
-    groupService(deps).requestRollout(name, body),
-  );
+const ServiceOperationBody = z.strictObject({
+  select: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+});
+
+/** The body is optional: without one the operation selects every host running the service. */
+function serviceOperationBody(request: ApiRequest): z.infer<typeof ServiceOperationBody> {
+  if (bodyText(request).trim() === '') return {};
+  return parseBody(ServiceOperationBody, parseJsonBody(request));
+}
+
+function serviceOperation(operation: 'stop' | 'start' | 'remove') {
+  return async (deps: ApiDeps, request: ApiRequest, name: string, service: string): Promise<ApiResponse> => {
+    parseQuery(z.strictObject({}), request.query);
+    const { select } = serviceOperationBody(request);
+    const { rollout, executionId } = await atTheEdge(request, () =>
+      groupService(deps).serviceOperation(name, service, operation, select),
+    );
+    return rolloutAccepted(rollout, executionId);
+  };
+}
+
+/** POST /groups/{name}/services/{service}/stop: a rollout that stops the service on the selected hosts. */
+export const stopService = serviceOperation('stop');
+/** POST /groups/{name}/services/{service}/start */
+export const startService = serviceOperation('start');
+/** DELETE /groups/{name}/services/{service}: removed from the hosts, then from the definition. */
+export const removeService = serviceOperation('remove');
+
+function rolloutAccepted(rollout: Rollout, executionId: string | undefined): ApiResponse {
   return {
     status: 202,
     xmlRoot: 'rollout',
     headers: { Location: `/rollouts/${rollout.id}` },
     body: { ...rolloutView(rollout), ...(executionId !== undefined ? { executionId } : {}) },
   };
+}
+
+export async function requestRollout(deps: ApiDeps, request: ApiRequest, name: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const body = parseBody(RolloutBody, parseJsonBody(request));
+  const { rollout, executionId } = await atTheEdge(request, () =>
+    groupService(deps).requestRollout(name, body),
+  );
+  return rolloutAccepted(rollout, executionId);
 }

@@ -26,6 +26,21 @@ function command(verb: OperatorVerb) {
   };
 }
 
+/**
+ * POST /rollouts/{id}/revert: a succeeded rollout is undone by a new rollout (revertOf names it) through the
+ * same waves, budget and drain; 409 for one still active (abort it instead) or one that did not succeed.
+ */
+export async function revertRollout(deps: ApiDeps, request: ApiRequest, id: string): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const { rollout, executionId } = await atTheEdge(request, () => groupService(deps).revertRollout(id));
+  return {
+    status: 202,
+    xmlRoot: 'rollout',
+    headers: { Location: `/rollouts/${rollout.id}` },
+    body: { ...rolloutView(rollout), ...(executionId !== undefined ? { executionId } : {}) },
+  };
+}
+
 export const pauseRollout = command('pause');
 export const resumeRollout = command('resume');
 export const abortRollout = command('abort');

@@ -4,6 +4,7 @@ import type { Action, DesiredHostState, Wave } from '../../../shared/groups/mode
 import { assignState, recordTermination } from '../../../shared/hosts/host-commands.ts';
 import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
 import { loadGroup, loadRollout, mapLimited, stillHolds } from './common.ts';
+import { deliverNotifications } from './notify.ts';
 import type { CheckResult, PlanRef, ReconcileDeps } from './types.ts';
 
 /**
@@ -100,15 +101,18 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
       : deps.provisioner.prepare({ hostId, group: name, hostType, roles }),
   );
 
-  // 'notify' actions carry no state of their own: the planner gives every dependent that must change an
-  // 'assign' of its own, and a dependent that need not change has nothing to apply.
+  // 'notify' actions carry no state of their own (a dependent that must change has an 'assign' of its own):
+  // they are delivered as broadcasts once the states went out, below.
   const states = wave.actions.flatMap((action) => stateOf(action) ?? []);
   const by = {
     run: ref.planId,
     ...(ref.rolloutId ? { rolloutId: ref.rolloutId } : {}),
     reason: ref.revert ? 'revert' : ref.rolloutId ? 'rollout' : 'reconcile',
   };
-  await mapLimited(states, 16, (state) => assignState(deps, state, by));
+  await mapLimited(states, 16, (state) => {
+    const reason = wave.reasons?.[state.hostId];
+    return assignState(deps, state, reason ? { ...by, reason } : by);
+  });
 
   await mapLimited(requests, 8, async (request, position) => {
     await deps.publisher.ensureInbox({ hostId: request.hostId, group: ref.group, roles: request.roles });
@@ -117,6 +121,10 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
 
   // Published after the launches so a new host's inbox exists; SQS keeps the state until its agent polls.
   if (states.length > 0) await deps.publisher.publish(states);
+  await deliverNotifications(deps, ref, index, wave);
+
+  const reboots = wave.actions.filter((action) => action.kind === 'reboot');
+  await mapLimited(reboots, 8, (reboot) => deps.fleet.reboot(reboot.hostId));
 
   const terminations = wave.actions.filter((action) => action.kind === 'terminate');
   if (terminations.length > 0) {
@@ -132,6 +140,8 @@ export async function applyStep(deps: ReconcileDeps, ref: PlanRef, index: number
           reason: 'terminated by the reconcile',
           status: 'stopped',
         });
+      // Retired: its secret goes with it, so nothing can post as this host again.
+      await deps.provisioner.revoke(termination.hostId);
     });
   }
 

@@ -9,6 +9,7 @@ import {
   loadGroup,
   loadRollout,
   mapLimited,
+  revertOperation,
   rolloutHostsOfWave,
   stillHolds,
   targetOf,
@@ -145,7 +146,11 @@ async function settleWave(
   const target = targetOf(rollout, group, ref.revert);
   const byId = new Map(wave.awaits.map((awaited, position) => [awaited.hostId, awaitedHosts[position]]));
   const failedHosts = new Set(failed);
-  const hosts = rolloutHostsOfWave(wave.actions, rollout.service);
+  const hosts = rolloutHostsOfWave(
+    wave.actions,
+    rollout.service,
+    ref.revert ? revertOperation(rollout) : rollout.operation,
+  );
   // A revert puts hosts back: that makes none of them done with the rollout.
   const done = ref.revert
     ? []

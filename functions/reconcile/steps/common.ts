@@ -1,6 +1,6 @@
 import { NotFoundError } from '../../../shared/errors.ts';
 import type { GroupDocument } from '../../../shared/groups/group-state.ts';
-import type { Action, ActualHost, Rollout } from '../../../shared/groups/model.ts';
+import type { Action, ActualHost, Rollout, RolloutOperation } from '../../../shared/groups/model.ts';
 import type { DocumentStore } from '../../../shared/groups/ports.ts';
 import type { HostRecord, HostStore } from '../../../shared/ports.ts';
 import { leaseSeconds, renew } from '../../../shared/reconcile/lease.ts';
@@ -74,6 +74,10 @@ export function toActualHost(record: HostRecord): ActualHost {
           .map(([service, instance]) => [service, `${address}:${instance.port}`]),
       )
     : undefined;
+  const wanted = assigned?.state.services ?? {};
+  const unhealthy = Object.entries(observed?.software ?? {}).some(
+    ([service, instance]) => instance.status === 'failed' && service in wanted,
+  );
   return {
     hostId: record.hostId,
     hostType: record.hostType,
@@ -86,6 +90,7 @@ export function toActualHost(record: HostRecord): ActualHost {
     ...(assigned?.state.mode === 'draining' ? { drainingSince: assigned.assignedAt } : {}),
     ...(address ? { address } : {}),
     ...(endpoints && Object.keys(endpoints).length > 0 ? { endpoints } : {}),
+    ...(unhealthy ? { unhealthy } : {}),
   };
 }
 
@@ -93,39 +98,70 @@ export function toActualHost(record: HostRecord): ActualHost {
  * The hosts of a wave a rollout of `service` is about: the ones whose new state (assigned, drained or
  * launched) runs the service. Load balancer updates and other repairs the same plan makes are not its hosts.
  */
-export function rolloutHostsOfWave(actions: readonly Action[], service: string): string[] {
+export function rolloutHostsOfWave(
+  actions: readonly Action[],
+  service: string,
+  operation: RolloutOperation = 'update',
+): string[] {
   const hosts = new Set<string>();
   for (const action of actions) {
     if (action.kind !== 'assign' && action.kind !== 'drain' && action.kind !== 'launch') continue;
-    if (action.state.services[service]) hosts.add(action.hostId);
+    // A removal's hosts are the ones it assigns a state without the service (or drains to do so).
+    const ofIt =
+      action.state.services[service] !== undefined || (operation === 'remove' && action.kind !== 'launch');
+    if (ofIt) hosts.add(action.hostId);
   }
   return [...hosts].sort();
 }
 
 /** Where the plan moves the rollout's hosts: its target, or (reverting) back to what the group defines. */
 export function targetOf(rollout: Rollout, group: GroupDocument, revert: boolean): ServiceTarget {
+  const operation = rollout.operation ?? 'update';
   if (!revert) {
     return {
       service: rollout.service,
       ...(rollout.version === undefined ? {} : { version: rollout.version }),
       ...(rollout.config === undefined ? {} : { config: rollout.config }),
+      ...(operation === 'stop' ? { stopped: true } : operation === 'start' ? { stopped: false } : {}),
+      ...(operation === 'remove' ? { absent: true as const } : {}),
     };
   }
   const defined = Object.values(group.compiled.hostTypes).find((type) => type.services[rollout.service])
     ?.services[rollout.service];
   const version = rollout.previousVersion ?? defined?.version;
-  // Only the keys the rollout set go back, to what the definition says (a key it added stays: nothing defines it).
+  // Only the keys the rollout set go back, to what they were when it was requested (else what the definition
+  // says; a key it added stays: nothing defines it). A declared rollout's definition is already the new one.
+  const before = rollout.from?.config ?? defined?.config;
   const config = Object.fromEntries(
     Object.keys(rollout.config ?? {}).flatMap((key) => {
-      const value = defined?.config?.[key];
+      const value = before?.[key];
       return value === undefined ? [] : [[key, value] as const];
     }),
   );
+  const stopped =
+    operation === 'stop' || operation === 'start'
+      ? { stopped: rollout.from?.stopped ?? operation === 'start' }
+      : {};
   return {
     service: rollout.service,
     ...(version === undefined ? {} : { version }),
     ...(Object.keys(config).length > 0 ? { config } : {}),
+    ...stopped,
   };
+}
+
+/**
+ * The operation that puts a rollout's hosts back: a stop is undone by a start (and the other way round, as
+ * the hosts were before), a removal by the service's previous spec, an update by an update.
+ */
+export function revertOperation(rollout: Rollout): RolloutOperation {
+  switch (rollout.operation ?? 'update') {
+    case 'stop':
+    case 'start':
+      return rollout.from?.stopped ? 'stop' : 'start';
+    default:
+      return 'update';
+  }
 }
 
 /**

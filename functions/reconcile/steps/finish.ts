@@ -4,7 +4,7 @@ import { isTerminated } from '../../../shared/reconcile/host-classes.ts';
 import { leaseSeconds, release } from '../../../shared/reconcile/lease.ts';
 import { updateLease } from '../../../shared/reconcile/lease-store.ts';
 import { reportsTarget } from '../../../shared/reconcile/rollout-progress.ts';
-import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
+import { commandRollout, readRollout } from '../../../shared/rollouts/rollout-service.ts';
 import { listGroupHosts, loadGroup, loadRollout, mapLimited, targetOf, touchedHosts } from './common.ts';
 import type { PlanRef, ReconcileDeps } from './types.ts';
 
@@ -45,7 +45,15 @@ export async function finishStep(deps: ReconcileDeps, ref: PlanRef): Promise<Fin
   const rolloutOpen = rollout !== undefined && !isFinalRolloutStatus(rollout.status);
   const settled = rolloutOpen ? await settleRollout(deps, ref, rollout) : rollout;
   const status = settled?.status ?? 'converged';
-  let again = (launched && ref.followUps < MAX_FOLLOW_UPS) || status === 'running' || status === 'reverting';
+  const next =
+    rolloutOpen && settled && isFinalRolloutStatus(settled.status)
+      ? await nextRollout(deps, ref, rollout)
+      : undefined;
+  let again =
+    (launched && ref.followUps < MAX_FOLLOW_UPS) ||
+    status === 'running' ||
+    status === 'reverting' ||
+    next !== undefined;
   const now = deps.now();
   const ttl = leaseSeconds(ref.pollSeconds);
   const lease = await updateLease(deps.documents, ref.group, now, (current) =>
@@ -67,7 +75,9 @@ export async function finishStep(deps: ReconcileDeps, ref: PlanRef): Promise<Fin
     status,
     again,
     followUps: ref.followUps + 1,
-    rolloutId: rolloutOpen && (status === 'running' || status === 'reverting') ? (rollout?.id ?? null) : null,
+    rolloutId:
+      next?.id ??
+      (rolloutOpen && (status === 'running' || status === 'reverting') ? (rollout?.id ?? null) : null),
     failed,
     cause: failed ? (status === 'aborted' ? 'aborted' : (settled?.error ?? `rollout ${status}`)) : null,
   };
@@ -100,6 +110,18 @@ async function settleRollout(deps: ReconcileDeps, ref: PlanRef, rollout: Rollout
     return commandRollout(deps, rollout.id, { type: 'Fail', reason, at: now });
   }
   return rollout.status === 'pending' ? { ...rollout, status: 'running' } : rollout;
+}
+
+/**
+ * The rollout that holds the group now that this pass ended its own: the next change a definition declared
+ * (requested in the same append as this one's end). The run carries on with it; its stream is created here
+ * should the crash of whoever ended the last one have left it uncreated.
+ */
+async function nextRollout(deps: ReconcileDeps, ref: PlanRef, ended: Rollout): Promise<Rollout | undefined> {
+  const active = (await loadGroup(deps.documents, ref.group)).activeRollout;
+  if (!active || active.id === ended.id) return undefined;
+  const next = await readRollout(deps, active.id, ref.group);
+  return isFinalRolloutStatus(next.status) ? undefined : next;
 }
 
 /** Every host the rollout targets, read one by one. */

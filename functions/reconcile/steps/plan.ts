@@ -1,25 +1,35 @@
 import { raiseAlarm } from '../../../shared/groups/group-service.ts';
 import { isFinalRolloutStatus } from '../../../shared/groups/group-state.ts';
-import type { ActualHost, Plan, Rollout } from '../../../shared/groups/model.ts';
+import type { ActualHost, DesiredHostState, Plan, Rollout } from '../../../shared/groups/model.ts';
 import { type PlanInput, type PlanRollout, planGroup } from '../../../shared/groups/planner.ts';
 import { recordTermination } from '../../../shared/hosts/host-commands.ts';
+import { ruleContext, rulesOf } from '../../../shared/monitor/rule-context.ts';
 import type { HostRecord } from '../../../shared/ports.ts';
 import { repeatedCrashAlarms } from '../../../shared/reconcile/crash-alarm.ts';
 import { classifyHosts, type HostClasses } from '../../../shared/reconcile/host-classes.ts';
 import { claim, leaseSeconds } from '../../../shared/reconcile/lease.ts';
 import { updateLease } from '../../../shared/reconcile/lease-store.ts';
+import {
+  bendHosts,
+  directivesOf,
+  type RuleDirectives,
+  ruleActions,
+} from '../../../shared/reconcile/rule-directives.ts';
 import { commandRollout } from '../../../shared/rollouts/rollout-service.ts';
+import { evaluateRules } from '../../../shared/rules/evaluate.ts';
 import {
   type GroupDocument,
   listGroupHosts,
   loadGroup,
   loadRollout,
   mapLimited,
+  revertOperation,
   rolloutHostsOfWave,
   targetOf,
   toActualHost,
   touchedHosts,
 } from './common.ts';
+import { recordHostHealth } from './host-health.ts';
 import type { PlanRef, ReconcileDeps, ReconcileRequest } from './types.ts';
 
 /**
@@ -97,6 +107,7 @@ export async function planStep(
   ]);
   const classes = classifyHosts(records, instances);
   await recordEndedInstances(deps, request.group, records, classes);
+  if (group.running) await recordHostHealth(deps, group, records);
   const hosts = classifyHosts(records, instances).current;
 
   // Whatever triggered the run, the group's active rollout is what it carries on with: a run that took over
@@ -116,24 +127,53 @@ export async function planStep(
     ),
   };
 
+  const desired: Record<string, DesiredHostState> = Object.fromEntries(
+    records.flatMap((record) => (record.assigned ? [[record.hostId, record.assigned.state]] : [])),
+  );
+  // A revert puts back what the rollout changed and nothing else; otherwise the rules have their say.
+  const directives = directivesOf(
+    group.running && !revert ? evaluateRules(rulesOf(group), ruleContext(group, hosts, now)) : [],
+  );
   const input: PlanInput = {
     group: group.compiled,
     running: group.running,
-    hosts: revert && active ? repairable(hosts, active, classes.live) : hosts.map(toActualHost),
-    desired: Object.fromEntries(
-      records.flatMap((record) => (record.assigned ? [[record.hostId, record.assigned.state]] : [])),
-    ),
+    hosts:
+      revert && active
+        ? repairable(hosts, active, classes.live)
+        : bendHosts(hosts.map(toActualHost), directives),
+    desired,
     ...(active ? plannedRollout(active, group, revert, hosts) : {}),
     now: now.toISOString(),
     newHostId: newHostIdFor(request.group),
     retiredHostIds: classes.retired,
+    keepDraining: directives.drain,
   };
-  const plan = planGroup(input);
+  const plan = withRuleWave(planGroup(input), directives, desired);
   await deps.plans.save(planId, plan, now);
   const stored = await deps.plans.load(planId);
 
   if (active) await recordPlanned(deps, active, stored, run, now);
   return { ...ref, waves: stored.waves.map((_, index) => index) };
+}
+
+/** The rules' own actions (restarts, reboots, drains) after everything the planner planned. */
+function withRuleWave(
+  plan: Plan,
+  directives: RuleDirectives,
+  desired: Record<string, DesiredHostState>,
+): Plan {
+  const { actions, reasons } = ruleActions(plan, directives, desired);
+  if (actions.length === 0) return plan;
+  const awaits = actions.flatMap((action) =>
+    action.kind === 'assign' || action.kind === 'drain'
+      ? [{ hostId: action.hostId, stateVersion: action.state.stateVersion }]
+      : [],
+  );
+  const disrupted = actions.flatMap((action) =>
+    action.kind === 'reboot' || action.kind === 'drain' ? [action.hostId] : [],
+  );
+  const wave = { index: plan.waves.length, actions, disrupted, awaits, reasons: Object.fromEntries(reasons) };
+  return { ...plan, waves: [...plan.waves, wave] };
 }
 
 /**
@@ -164,32 +204,31 @@ function plannedRollout(
   records: readonly HostRecord[],
 ): { rollout?: PlanRollout } {
   const target = targetOf(rollout, group, revert);
-  const common = { id: rollout.id, service: rollout.service };
-  if (!revert)
+  const operation = revert ? revertOperation(rollout) : (rollout.operation ?? 'update');
+  const common = {
+    id: rollout.id,
+    service: rollout.service,
+    ...(operation !== 'update' ? { operation } : {}),
+    ...(target.version === undefined ? {} : { version: target.version }),
+    ...(target.config === undefined ? {} : { config: target.config }),
+  };
+  // A replacement is level-triggered on what each host was launched as, reverting or not: a failed declared
+  // replacement gave the host type its previous launch fields back, so the revert replaces the new hosts.
+  if (rollout.replaceHostType !== undefined)
     return {
-      rollout: {
-        ...common,
-        ...(target.version === undefined ? {} : { version: target.version }),
-        ...(target.config === undefined ? {} : { config: target.config }),
-        select: rollout.select ?? 'all',
-      },
+      rollout: { id: rollout.id, service: rollout.service, replaceHostType: rollout.replaceHostType },
     };
+  if (!revert) return { rollout: { ...common, select: rollout.select ?? 'all' } };
   const touched = touchedHosts(rollout, records);
   if (touched.length === 0) return {};
-  return {
-    rollout: {
-      ...common,
-      ...(target.version === undefined ? {} : { version: target.version }),
-      ...(target.config === undefined ? {} : { config: target.config }),
-      select: `ids(${touched.join(',')})`,
-    },
-  };
+  return { rollout: { ...common, select: `ids(${touched.join(',')})` } };
 }
 
 async function recordPlanned(deps: ReconcileDeps, rollout: Rollout, plan: Plan, run: string, now: Date) {
+  const operation = rollout.status === 'reverting' ? revertOperation(rollout) : rollout.operation;
   const waves = plan.waves.map((wave) => ({
     index: wave.index,
-    hosts: rolloutHostsOfWave(wave.actions, rollout.service),
+    hosts: rolloutHostsOfWave(wave.actions, rollout.service, operation),
   }));
   const deferred = plan.deferred
     .filter((entry) => entry.reason.includes(`rollout ${rollout.id}`))
@@ -218,6 +257,8 @@ async function recordEndedInstances(
       status: meantToStop ? 'stopped' : 'failed',
     });
     if (!saved) return;
+    // Its machine is gone: nothing may post as this host again.
+    await deps.provisioner.revoke(record.hostId);
     records[byId.get(record.hostId) as number] = saved;
     if (saved.terminated?.status === 'failed') crashed = true;
   });

@@ -1,5 +1,10 @@
 import type { HostProvisioner } from '../../../shared/groups/host-provisioning.ts';
-import type { DocumentStore, FleetPort, StatePublisher } from '../../../shared/groups/ports.ts';
+import type {
+  AlarmPublisher,
+  DocumentStore,
+  FleetPort,
+  StatePublisher,
+} from '../../../shared/groups/ports.ts';
 import type { EventStore, HostStore } from '../../../shared/ports.ts';
 import type { PlanStore } from '../plan-store.ts';
 
@@ -86,6 +91,8 @@ export interface ReconcileDeps {
   provisioner: HostProvisioner;
   publisher: StatePublisher;
   plans: PlanStore;
+  /** Tells people of the alarms the run raises (SNS); without it they are in the stream and GET /alarms only. */
+  alarms?: AlarmPublisher;
   settings: ReconcileSettings;
   now: () => Date;
 }

@@ -1,0 +1,277 @@
+import type { EventBridgeEvent } from 'aws-lambda';
+import { clearAlarm, raiseAlarm } from '../../shared/groups/group-service.ts';
+import type { GroupDocument } from '../../shared/groups/group-state.ts';
+import type {
+  AlarmPublisher,
+  DocumentStore,
+  ReconcileStarter,
+  StoredDocument,
+} from '../../shared/groups/ports.ts';
+import { type Assessment, assessGroup, willPlanAgain } from '../../shared/monitor/assess.ts';
+import { livenessOf, ruleContext, rulesOf } from '../../shared/monitor/rule-context.ts';
+import type { EventStore, HostRecord, HostStore } from '../../shared/ports.ts';
+import type { Lease } from '../../shared/reconcile/lease.ts';
+import { evaluateRules } from '../../shared/rules/evaluate.ts';
+import { mapLimited } from '../reconcile/steps/common.ts';
+
+/*
+ * The monitor: stateless, run by a schedule. Each tick reads every running group's document (its desired
+ * state) and its hosts by the group index (the actual state), evaluates the group's rules and acts only when
+ * something is due: it raises and clears the rules' alarms itself, and hands everything that changes hosts to
+ * the reconcile (one start per group per tick at most). A group with nothing due costs its share of the group
+ * listing and one listing of its hosts, and writes nothing. EC2's instance state changes come here too: an
+ * instance of this stack that stops or ends gets its group reconciled at once, not at the next tick.
+ */
+
+/** Who launched an instance, from its tags: this stack's fleet adapter answers for its own instances only. */
+export interface InstanceOwner {
+  group: string;
+  hostId?: string;
+}
+
+export interface InstanceDirectory {
+  /** Undefined for an instance this stack did not launch (no fleetfold tags, or another stack's). */
+  groupOfInstance(instanceId: string): Promise<InstanceOwner | undefined>;
+}
+
+export interface MonitorDeps {
+  documents: DocumentStore;
+  hosts: HostStore;
+  /** The group streams alarms are raised and cleared on. */
+  events: EventStore;
+  reconcile: ReconcileStarter;
+  now: () => Date;
+  /** The schedule's period: a tick's reconcile starts are named after its time bucket, so a retry starts none twice. */
+  tickSeconds: number;
+  /** Tells people of the alarms raised; without it they are only in the group's stream and the alarm listing. */
+  alarms?: AlarmPublisher;
+  /** Needed for EC2 state-change events only. */
+  instances?: InstanceDirectory;
+  /** Groups assessed at once; default 8. */
+  concurrency?: number;
+  /** Structured log lines; default console.log of their JSON. */
+  log?: (line: Record<string, unknown>) => void;
+}
+
+export interface TickSummary {
+  kind: 'tick';
+  /** Running groups assessed. */
+  groups: number;
+  /** Groups not running: listed, nothing more read. */
+  skipped: number;
+  /** Groups with a reconcile action due. */
+  due: number;
+  started: number;
+  /** Due, but a run holding the group will plan again before it ends. */
+  coalesced: number;
+  alarmsRaised: number;
+  alarmsCleared: number;
+  /** Groups whose assessment failed (logged; the next tick tries again). */
+  failed: number;
+  /** Store requests the monitor made itself (alarm commands not included: they happen only on change). */
+  reads: number;
+}
+
+export interface InstanceChangeOutcome {
+  kind: 'ec2';
+  instanceId: string;
+  state: string;
+  group?: string;
+  executionId?: string;
+  ignored?: string;
+}
+
+export type MonitorOutcome = TickSummary | InstanceChangeOutcome;
+
+/** What EventBridge Scheduler sends (the input the schedule is given), or nothing at all. */
+export interface MonitorTick {
+  source?: string;
+  /** The time the tick was scheduled for (`<aws.scheduler.scheduled-time>`): a retried tick names the same. */
+  scheduledTime?: string;
+}
+
+export type InstanceStateChange = EventBridgeEvent<
+  'EC2 Instance State-change Notification',
+  { 'instance-id': string; state: string }
+>;
+
+export type MonitorEvent = MonitorTick | InstanceStateChange;
+
+/** States in which an instance has stopped being its host, or soon will: its group needs a replacement. */
+export const ENDING_STATES: ReadonlySet<string> = new Set([
+  'stopping',
+  'stopped',
+  'shutting-down',
+  'terminated',
+]);
+
+/** Groups per page of the listing: group documents carry their compiled definition, so pages stay moderate. */
+const GROUP_PAGE = 100;
+/** The most the host store returns in one page: one request lists a group of up to this many hosts. */
+const HOST_PAGE = 100;
+const DEFAULT_CONCURRENCY = 8;
+
+export function createMonitorHandler(
+  deps: MonitorDeps,
+): (event: MonitorEvent | null | undefined) => Promise<MonitorOutcome> {
+  const log = deps.log ?? ((line) => console.log(JSON.stringify(line)));
+  return async (event) => {
+    if (isInstanceStateChange(event)) return onInstanceChange(deps, log, event);
+    const summary = await tick(deps, log, event ?? {});
+    log({ msg: 'monitor tick', ...summary });
+    return summary;
+  };
+}
+
+function isInstanceStateChange(event: unknown): event is InstanceStateChange {
+  const candidate = event as Partial<InstanceStateChange> | null | undefined;
+  return (
+    candidate?.source === 'aws.ec2' && candidate['detail-type'] === 'EC2 Instance State-change Notification'
+  );
+}
+
+async function onInstanceChange(
+  deps: MonitorDeps,
+  log: NonNullable<MonitorDeps['log']>,
+  event: InstanceStateChange,
+): Promise<InstanceChangeOutcome> {
+  const instanceId = String(event.detail?.['instance-id'] ?? '');
+  const state = String(event.detail?.state ?? '');
+  const outcome = { kind: 'ec2', instanceId, state } as const;
+  if (!instanceId || !ENDING_STATES.has(state)) {
+    const ignored = `state ${state || '(none)'} of ${instanceId || 'an unnamed instance'} needs no reconcile`;
+    log({ msg: 'instance change ignored', instanceId, state, reason: ignored });
+    return { ...outcome, ignored };
+  }
+  if (!deps.instances)
+    throw new Error('the monitor was built without an instance directory: it cannot read EC2 events');
+  const owner = await deps.instances.groupOfInstance(instanceId);
+  if (!owner) {
+    const ignored = `instance ${instanceId} was not launched by this stack`;
+    log({ msg: 'instance change ignored', instanceId, state, reason: ignored });
+    return { ...outcome, ignored };
+  }
+  const { executionId } = await deps.reconcile.start({
+    group: owner.group,
+    reason: `instance ${instanceId}${owner.hostId ? ` (host ${owner.hostId})` : ''} is ${state}`,
+    dedupeKey: `ec2#${instanceId}#${state}`,
+  });
+  log({ msg: 'instance change reconciled', instanceId, state, group: owner.group, executionId });
+  return { ...outcome, group: owner.group, executionId };
+}
+
+async function tick(
+  deps: MonitorDeps,
+  log: NonNullable<MonitorDeps['log']>,
+  event: MonitorTick,
+): Promise<TickSummary> {
+  const now = deps.now();
+  const bucket = timeBucket(event, now, deps.tickSeconds);
+  const summary: TickSummary = {
+    kind: 'tick',
+    groups: 0,
+    skipped: 0,
+    due: 0,
+    started: 0,
+    coalesced: 0,
+    alarmsRaised: 0,
+    alarmsCleared: 0,
+    failed: 0,
+    reads: 0,
+  };
+  let cursor: string | undefined;
+  do {
+    const page = await deps.documents.list<GroupDocument>('group', GROUP_PAGE, cursor);
+    summary.reads += 1;
+    await mapLimited(page.documents, deps.concurrency ?? DEFAULT_CONCURRENCY, async (document) => {
+      if (!document.body.running) {
+        summary.skipped += 1;
+        return;
+      }
+      summary.groups += 1;
+      try {
+        await monitorGroup(deps, document, now, bucket, summary);
+      } catch (error) {
+        // One broken group must not keep the others from being looked after; the next tick tries it again.
+        summary.failed += 1;
+        log({ msg: 'monitor failed on a group', group: document.id, error: `${error}` });
+      }
+    });
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return summary;
+}
+
+/** The scheduled time (else now) in whole ticks since the epoch: the same for every retry of one tick. */
+export function timeBucket(event: MonitorTick, now: Date, tickSeconds: number): number {
+  const scheduled = event.scheduledTime === undefined ? Number.NaN : Date.parse(event.scheduledTime);
+  const at = Number.isFinite(scheduled) ? scheduled : now.getTime();
+  return Math.floor(at / (Math.max(1, tickSeconds) * 1000));
+}
+
+async function monitorGroup(
+  deps: MonitorDeps,
+  document: StoredDocument<GroupDocument>,
+  now: Date,
+  bucket: number,
+  summary: TickSummary,
+): Promise<void> {
+  const group = document.body;
+  const name = document.id;
+  const records = await listHosts(deps.hosts, name, summary);
+  const context = ruleContext(group, records, now, livenessOf(group));
+  const assessment = assessGroup(group, context, evaluateRules(rulesOf(group), context));
+  await settleAlarms(deps, name, assessment, summary);
+  if (!assessment.reconcile) return;
+  summary.due += 1;
+  // Only a group with something due pays for the lease: an idle one reads nothing more.
+  const lease = await deps.documents.get<Lease>('lease', name);
+  summary.reads += 1;
+  if (willPlanAgain(lease?.body, now)) {
+    summary.coalesced += 1;
+    return;
+  }
+  await deps.reconcile.start({
+    group: name,
+    reason: assessment.reconcile.reason,
+    dedupeKey: `monitor-${name}-${bucket}`,
+  });
+  summary.started += 1;
+}
+
+async function settleAlarms(
+  deps: MonitorDeps,
+  group: string,
+  assessment: Assessment,
+  summary: TickSummary,
+): Promise<void> {
+  const stream = {
+    events: deps.events,
+    documents: deps.documents,
+    now: deps.now,
+    ...(deps.alarms ? { alarms: deps.alarms } : {}),
+  };
+  for (const alarm of assessment.raise) {
+    const { diagnose, ...raising } = alarm;
+    // With the host store, raiseAlarm diagnoses the hosts the alarm names; only a `diagnose` rule asks for that.
+    const { raised } = await raiseAlarm(diagnose ? { ...stream, hosts: deps.hosts } : stream, group, raising);
+    if (raised) summary.alarmsRaised += 1;
+  }
+  for (const episode of assessment.clear) {
+    const { cleared } = await clearAlarm(stream, group, episode);
+    if (cleared) summary.alarmsCleared += 1;
+  }
+}
+
+/** The group's hosts by the group index, in pages as large as the store gives: most groups are one request. */
+async function listHosts(hosts: HostStore, group: string, summary: TickSummary): Promise<HostRecord[]> {
+  const all: HostRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await hosts.list({ group }, HOST_PAGE, cursor);
+    summary.reads += 1;
+    all.push(...page.hosts);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return all;
+}

@@ -1,0 +1,32 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SNSClient } from '@aws-sdk/client-sns';
+import middy from '@middy/core';
+import { Ec2InstanceOwners } from '../../shared/adapters/ec2-fleet.ts';
+import { SfnReconcileStarter } from '../../shared/adapters/sfn-reconcile-starter.ts';
+import { SnsAlarmPublisher } from '../../shared/adapters/sns-alarm-publisher.ts';
+import { buildMonitorDeps } from '../wiring.ts';
+import { loadMonitorConfig } from './config.ts';
+import { createMonitorHandler } from './handler.ts';
+
+// Built once per cold start; every tick reuses the clients.
+const config = loadMonitorConfig(process.env);
+
+const deps = buildMonitorDeps({
+  dynamodb: new DynamoDBClient({}),
+  eventsTable: config.eventsTable,
+  hostsTable: config.hostsTable,
+  documentsTable: config.documentsTable,
+  reconcile: new SfnReconcileStarter({
+    client: new SFNClient({}),
+    stateMachineArn: config.reconcileStateMachineArn,
+  }),
+  tickSeconds: config.tickSeconds,
+  instances: new Ec2InstanceOwners({ client: new EC2Client({}), stack: config.stackTag }),
+  ...(config.alarmTopicArn
+    ? { alarms: new SnsAlarmPublisher({ sns: new SNSClient({}), topicArn: config.alarmTopicArn }) }
+    : {}),
+});
+
+export const handler = middy(createMonitorHandler(deps));
