@@ -2,6 +2,7 @@ import { benchBundles } from './bundles.ts';
 import { benchConvergence } from './convergence.ts';
 import { run as benchDispatch } from './dispatch.ts';
 import { benchIngestThroughput } from './ingest-throughput.ts';
+import { benchMonitorTick } from './monitor-tick.ts';
 import { benchPartitionSkew } from './partition-skew.ts';
 import { run as benchPlanner } from './planner.ts';
 import { benchRequestsPerSnapshot } from './requests-per-snapshot.ts';
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<void>> = {
   dispatch: () => benchDispatch(),
   convergence: () => benchConvergence(),
   'partition-skew': () => benchPartitionSkew(),
+  'monitor-tick': () => benchMonitorTick(),
 };
 
 const only = process.argv.slice(2);

@@ -137,7 +137,9 @@ export type MonitorWiringOptions = Pick<
   documentsTable: string;
   reconcile: ReconcileStarter;
   tickSeconds: number;
-} & Pick<MonitorDeps, 'alarms' | 'instances'>;
+  /** The topic the monitor's alarms are published to, as the reconcile's; none: they are only recorded. */
+  alarmTopic?: { sns: SNSClient; topicArn: string };
+} & Pick<MonitorDeps, 'instances'>;
 
 /** The monitor's dependencies: the same stores on AWS (index.ts) and in local mode. */
 export function buildMonitorDeps(options: MonitorWiringOptions): MonitorDeps {
@@ -146,7 +148,7 @@ export function buildMonitorDeps(options: MonitorWiringOptions): MonitorDeps {
     documents: buildDocumentStore(options),
     reconcile: options.reconcile,
     tickSeconds: options.tickSeconds,
-    ...(options.alarms ? { alarms: options.alarms } : {}),
+    ...(options.alarmTopic ? { alarms: new SnsAlarmPublisher(options.alarmTopic) } : {}),
     ...(options.instances ? { instances: options.instances } : {}),
     now: () => new Date(),
   };

@@ -39,6 +39,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Flee
   const securityGroupIds = contextList(app, 'securityGroupIds');
   const hostImageId = contextString(app, 'hostImageId');
   const alarmEmail = contextString(app, 'alarmEmail');
+  const monitorRateMinutes = contextNumber(app, 'monitorRateMinutes');
 
   const stack = new FleetfoldStack(app, STACK_NAME, {
     description: 'fleetfold: event-sourced control plane for a fleet of hosts',
@@ -49,6 +50,7 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Flee
     ...(securityGroupIds.length ? { hostSecurityGroupIds: securityGroupIds } : {}),
     ...(hostImageId === undefined ? {} : { hostImageId }),
     ...(alarmEmail === undefined ? {} : { alarmEmail }),
+    ...(monitorRateMinutes === undefined ? {} : { monitorRateMinutes }),
   });
   return { app, stack };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError } from '../shared/errors.ts';
 import { type HostEvent, hostStream, type NewEvent, type RecordedEvent } from '../shared/events.ts';
+import { fold } from '../shared/fold.ts';
 import type { DesiredHostState } from '../shared/groups/model.ts';
 import {
   evolveHost,
@@ -457,5 +458,41 @@ describe('hostDecider: Retire', () => {
     const [r, t] = recorded([registered, retired]) as [RecordedEvent<HostEvent>, RecordedEvent<HostEvent>];
     const projected: HostStreamState = { ...evolveHost(undefined, r), secretCiphertext: 'sealed' };
     expect(evolveHost(projected, t)).toMatchObject({ secretCiphertext: '', retired: retired.data });
+  });
+});
+
+describe('restarts the control plane ordered', () => {
+  const restart = (stateVersion: number, minute: number): NewEvent<HostEvent> => ({
+    type: 'StateAssigned',
+    eventId: `cr-1.assigned.${stateVersion}`,
+    data: {
+      state: desired(stateVersion),
+      assignedAt: new Date(T0.getTime() + minute * 60_000).toISOString(),
+      by: { reason: 'restart-service' },
+    },
+  });
+
+  it('keeps when the last few restarts were assigned, and nothing for other assignments', () => {
+    const events = [registered, assigned(1), ...[2, 3, 4, 5, 6, 7].map((v) => restart(v, v))];
+    const state = fold(
+      events.map((event, i) => ({
+        ...event,
+        stream: 'host#cr-1',
+        version: i + 1,
+        recordedAt: T0.toISOString(),
+      })),
+    );
+    expect(state?.restartedAt).toEqual(
+      [3, 4, 5, 6, 7].map((m) => new Date(T0.getTime() + m * 60_000).toISOString()),
+    );
+    const plain = fold(
+      [registered, assigned(1)].map((e, i) => ({
+        ...e,
+        stream: 'host#cr-1',
+        version: i + 1,
+        recordedAt: T0.toISOString(),
+      })),
+    );
+    expect(plain?.restartedAt).toBeUndefined();
   });
 });

@@ -37,6 +37,11 @@ import {
   webGroupDefinition,
 } from './support/monitor-fixtures.ts';
 
+/** A rule of a definition; "then" is the language's word, never a promise's. */
+function rule(when: string, then: string): Rule {
+  return { when, then };
+}
+
 const T0 = new Date('2026-12-01T12:00:00.000Z');
 const TICK_SECONDS = 60;
 const seconds = (n: number) => new Date(T0.getTime() + n * 1000);
@@ -129,7 +134,14 @@ describe('the monitor tick', () => {
 
     const summary = await h.tick();
 
-    expect(summary).toMatchObject({ groups: 1, due: 0, started: 0, alarmsRaised: 0, alarmsCleared: 0, failed: 0 });
+    expect(summary).toMatchObject({
+      groups: 1,
+      due: 0,
+      started: 0,
+      alarmsRaised: 0,
+      alarmsCleared: 0,
+      failed: 0,
+    });
     expect(h.reconcile.requests).toEqual([]);
     expect(h.counts.writes()).toBe(0);
     expect(h.counts.total()).toBeLessThanOrEqual(2);
@@ -192,7 +204,7 @@ describe('the monitor tick', () => {
   });
 
   it('raises a rule alarm once over several ticks and clears it when its condition ends', async () => {
-    await h.group('web', [{ when: 'host.load > 0.9', then: 'alarm("hot host")' }]);
+    await h.group('web', [rule('host.load > 0.9', 'alarm("hot host")')]);
     const hot = (load: number) =>
       h.update(hostIdOf('web', 'web', 1), (record) => {
         record.metrics = { load, sessions: { voice: 0, sms: 0, mms: 0, video: 0 } };
@@ -265,7 +277,9 @@ describe('the monitor tick', () => {
     const summary = await h.tick();
 
     expect(summary).toMatchObject({ groups: 2, failed: 1, started: 1 });
-    expect(h.logs).toContainEqual(expect.objectContaining({ msg: 'monitor failed on a group', group: 'alpha' }));
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'monitor failed on a group', group: 'alpha' }),
+    );
   });
 
   it('pages through more groups than one listing holds', async () => {
@@ -326,11 +340,16 @@ describe('EC2 instance state changes', () => {
 });
 
 describe('whose an instance is (EC2 tags)', () => {
-  const client = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 's' } });
+  const client = new EC2Client({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 's' },
+  });
   const ec2 = mockClient(client);
   const owners = new Ec2InstanceOwners({ client, stack: 'Fleetfold' });
   const tagged = (tags: Tag[]) =>
-    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-1', Tags: tags }] }] });
+    ec2
+      .on(DescribeInstancesCommand)
+      .resolves({ Reservations: [{ Instances: [{ InstanceId: 'i-1', Tags: tags }] }] });
   beforeEach(() => ec2.reset());
 
   it("names the group and host of this stack's instance", async () => {
@@ -351,7 +370,9 @@ describe('whose an instance is (EC2 tags)', () => {
       { Key: 'fleetfold:stack', Value: 'Other' },
     ]);
     expect(await owners.groupOfInstance('i-1')).toBeUndefined();
-    ec2.on(DescribeInstancesCommand).rejects(Object.assign(new Error('gone'), { name: 'InvalidInstanceID.NotFound' }));
+    ec2
+      .on(DescribeInstancesCommand)
+      .rejects(Object.assign(new Error('gone'), { name: 'InvalidInstanceID.NotFound' }));
     expect(await owners.groupOfInstance('i-1')).toBeUndefined();
   });
 });
@@ -379,7 +400,10 @@ describe('the rule context', () => {
       services: { web: { status: 'running', version: '1.0.0' } },
       metrics: { load: 0.2, 'sessions.voice': 0 },
     });
-    expect(context.hosts.find((host) => host.hostId === 'web-lb-1')).toMatchObject({ balanced: false, inLb: false });
+    expect(context.hosts.find((host) => host.hostId === 'web-lb-1')).toMatchObject({
+      balanced: false,
+      inLb: false,
+    });
   });
 
   it('leaves out retired hosts but counts the ones that crashed', () => {
@@ -415,9 +439,9 @@ describe('the rule context', () => {
     if (lb.assigned) lb.assigned.state.upstreams = { web: [] };
     const context = ruleContext(document, records, seconds(1));
     expect(context.hosts.filter((host) => host.hostType === 'web').every((host) => !host.inLb)).toBe(true);
-    expect(assessGroup(document, context, evaluateRules(rulesOf(document), context)).reconcile?.reason).toMatch(
-      /default:add-to-lb/,
-    );
+    expect(
+      assessGroup(document, context, evaluateRules(rulesOf(document), context)).reconcile?.reason,
+    ).toMatch(/default:add-to-lb/);
   });
 });
 
@@ -451,8 +475,8 @@ describe('assessing a group', () => {
     fc.record({ alarmId: fc.string(), raisedAt: fc.constant(T0.toISOString()) }),
   );
   const rules: Rule[] = [
-    { when: 'host.load > 0.9', then: 'alarm("hot")' },
-    { when: 'hosts.failed > 1', then: 'alarm("failures")' },
+    rule('host.load > 0.9', 'alarm("hot")'),
+    rule('hosts.failed > 1', 'alarm("failures")'),
   ];
 
   it('is deterministic and never throws, whatever fires', () => {
@@ -463,17 +487,22 @@ describe('assessing a group', () => {
         const group = { ...base, openAlarms: open };
         const first = assessGroup(group, context, firings);
         expect(assessGroup(structuredClone(group), context, structuredClone(firings))).toEqual(first);
-        // Only the reconcile's actions make a run due; an episode is raised only while it is not open, and
-        // only the group's own rules' episodes are cleared.
-        const due = firings.some((f) => f.actions.some((a) => a.kind !== 'alarm' && a.kind !== 'diagnose'));
+        // Only the reconcile's actions make a run due (a scale is recorded first, and is due only if it
+        // changed a count); an episode is raised only while it is not open, and only the group's own rules'
+        // episodes are cleared.
+        const due = firings.some((f) =>
+          f.actions.some((a) => a.kind !== 'alarm' && a.kind !== 'diagnose' && a.kind !== 'scale'),
+        );
         expect(first.reconcile !== undefined).toBe(due);
+        const scales = firings.some((f) => f.actions.some((a) => a.kind === 'scale'));
+        expect((first.scale?.length ?? 0) > 0).toBe(scales);
         for (const alarm of first.raise) expect(open[alarm.episode]).toBeUndefined();
         for (const episode of first.clear) {
           expect(open[episode]).toBeDefined();
           expect(rulesOf(group).some((rule) => episode.startsWith(`${rule.id}#`))).toBe(true);
-          expect(firings.some((f) => episodeOf(f) === episode && f.actions.some((a) => a.kind === 'alarm'))).toBe(
-            false,
-          );
+          expect(
+            firings.some((f) => episodeOf(f) === episode && f.actions.some((a) => a.kind === 'alarm')),
+          ).toBe(false);
         }
       }),
     );

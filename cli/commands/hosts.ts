@@ -19,6 +19,7 @@ export interface HostRow {
   hostType?: string;
   role?: string;
   status?: string;
+  degradedBy?: { dependency?: string };
   version?: number;
   lastSeen?: string;
   metrics?: { load?: number; sessions?: Record<string, number> };
@@ -35,7 +36,14 @@ export const HOST_COLUMNS: readonly Column<HostRow>[] = [
   { header: 'GROUP', value: (h) => h.group },
   { header: 'TYPE', value: (h) => h.hostType },
   { header: 'ROLE', value: (h) => h.role },
-  { header: 'STATUS', value: (h) => h.status },
+  // "degraded (db)": which dependency took it down, as GET /hosts says.
+  {
+    header: 'STATUS',
+    value: (h) =>
+      h.status === 'degraded' && h.degradedBy?.dependency
+        ? `degraded (${h.degradedBy.dependency})`
+        : h.status,
+  },
   { header: 'IP', value: (h) => h.state?.ips?.internal },
   { header: 'LOAD', value: (h) => h.metrics?.load?.toFixed(2), align: 'right' },
   { header: 'SESSIONS', value: sessionsOf, align: 'right' },
@@ -62,7 +70,7 @@ Lists every host the API knows that matches all the filters given.
 
 Options:
   --role R         primary role
-  --status S       pending, booting, running, draining, stopping, stopped or failed
+  --status S       pending, booting, running, draining, stopping, stopped, failed, lost or degraded
   --group G        group
   --service S      hosts running service S
   --version V      ... at version V (needs --service)

@@ -1,5 +1,5 @@
 import type { EventBridgeEvent } from 'aws-lambda';
-import { clearAlarm, raiseAlarm } from '../../shared/groups/group-service.ts';
+import { clearAlarm, endScaleEpisode, raiseAlarm, scaleGroup } from '../../shared/groups/group-service.ts';
 import type { GroupDocument } from '../../shared/groups/group-state.ts';
 import type {
   AlarmPublisher,
@@ -222,7 +222,9 @@ async function monitorGroup(
   const context = ruleContext(group, records, now, livenessOf(group));
   const assessment = assessGroup(group, context, evaluateRules(rulesOf(group), context));
   await settleAlarms(deps, name, assessment, summary);
-  if (!assessment.reconcile) return;
+  const scaled = await settleScales(deps, name, assessment);
+  const reasons = [assessment.reconcile?.reason, ...scaled].filter((reason) => reason !== undefined);
+  if (reasons.length === 0) return;
   summary.due += 1;
   // Only a group with something due pays for the lease: an idle one reads nothing more.
   const lease = await deps.documents.get<Lease>('lease', name);
@@ -233,7 +235,7 @@ async function monitorGroup(
   }
   await deps.reconcile.start({
     group: name,
-    reason: assessment.reconcile.reason,
+    reason: reasons.join('; '),
     dedupeKey: `monitor-${name}-${bucket}`,
   });
   summary.started += 1;
@@ -261,6 +263,18 @@ async function settleAlarms(
     const { cleared } = await clearAlarm(stream, group, episode);
     if (cleared) summary.alarmsCleared += 1;
   }
+}
+
+/** Records the rules' scale requests and ends the episodes of rules that stopped asking; says what changed. */
+async function settleScales(deps: MonitorDeps, group: string, assessment: Assessment): Promise<string[]> {
+  const stream = { events: deps.events, documents: deps.documents, now: deps.now };
+  const changed: string[] = [];
+  for (const request of assessment.scale ?? []) {
+    const { scaled } = await scaleGroup(stream, group, request);
+    if (scaled) changed.push(`${request.rule} scaled ${request.hostType} ${scaled.from}→${scaled.to}`);
+  }
+  for (const episode of assessment.endScales ?? []) await endScaleEpisode(stream, group, episode);
+  return changed;
 }
 
 /** The group's hosts by the group index, in pages as large as the store gives: most groups are one request. */

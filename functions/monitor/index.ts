@@ -5,7 +5,6 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import middy from '@middy/core';
 import { Ec2InstanceOwners } from '../../shared/adapters/ec2-fleet.ts';
 import { SfnReconcileStarter } from '../../shared/adapters/sfn-reconcile-starter.ts';
-import { SnsAlarmPublisher } from '../../shared/adapters/sns-alarm-publisher.ts';
 import { buildMonitorDeps } from '../wiring.ts';
 import { loadMonitorConfig } from './config.ts';
 import { createMonitorHandler } from './handler.ts';
@@ -24,9 +23,7 @@ const deps = buildMonitorDeps({
   }),
   tickSeconds: config.tickSeconds,
   instances: new Ec2InstanceOwners({ client: new EC2Client({}), stack: config.stackTag }),
-  ...(config.alarmTopicArn
-    ? { alarms: new SnsAlarmPublisher({ sns: new SNSClient({}), topicArn: config.alarmTopicArn }) }
-    : {}),
+  ...(config.alarmTopicArn ? { alarmTopic: { sns: new SNSClient({}), topicArn: config.alarmTopicArn } } : {}),
 });
 
 export const handler = middy(createMonitorHandler(deps));

@@ -3,8 +3,9 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { createMonitorHandler, type MonitorOutcome } from '../../functions/monitor/handler.ts';
 import type { ReconcileDeps } from '../../functions/reconcile/handler.ts';
-import { buildReconcileDeps } from '../../functions/wiring.ts';
+import { buildMonitorDeps, buildReconcileDeps } from '../../functions/wiring.ts';
 import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
 import { statusOf } from '../../shared/fold.ts';
@@ -21,6 +22,7 @@ import { ensureStateTopics } from './inboxes.ts';
 import { type InstanceExit, LocalFleet, type LocalInstance } from './local-fleet.ts';
 import { LocalFleetPort } from './local-fleet-port.ts';
 import type { LocalOutcome, LocalReconcileStarter } from './local-reconcile-starter.ts';
+import { type MonitorTimer, startMonitorTimer } from './monitor-timer.ts';
 import { statePaths } from './state-dir.ts';
 
 /*
@@ -67,6 +69,13 @@ export interface LocalControlPlane {
   resumeGroup(group: string): Promise<string[]>;
   /** Waits for the reconcile runs started so far. */
   settled(): Promise<LocalOutcome[]>;
+  /**
+   * Runs the monitor every `seconds` (EventBridge Scheduler's part on AWS). Started by the caller once the
+   * fleet it resumed has reported: a host silent only because local mode was down must not be judged lost.
+   */
+  startMonitor(seconds: number, onTick?: (outcome: MonitorOutcome) => void): void;
+  /** One monitor tick now (tests drive the monitor tick by tick). */
+  monitorTick(tickSeconds?: number): Promise<MonitorOutcome>;
   stop(): Promise<void>;
 }
 
@@ -176,6 +185,23 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
 
   starter = reconcile;
 
+  // The same monitor handler the schedule invokes on AWS, on a timer.
+  let monitor: MonitorTimer | undefined;
+  const monitorTick = (tickSeconds: number) =>
+    createMonitorHandler({
+      ...buildMonitorDeps({
+        dynamodb,
+        eventsTable: options.tables.events,
+        hostsTable: options.tables.hosts,
+        documentsTable: options.tables.documents,
+        reconcile,
+        tickSeconds,
+        alarmTopic: { sns, topicArn: alarmTopic.topicArn },
+      }),
+      // What a tick did reaches the caller (onTick); a JSON line every few seconds would drown the demo's output.
+      log: () => {},
+    });
+
   return {
     reconcile,
     fleet,
@@ -185,8 +211,24 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     signer,
     resumeGroup: (group) => resumeGroup(group, { hosts, fleetPort }),
     settled: () => reconcile.settled(),
+    startMonitor: (seconds, onTick) => {
+      if (monitor) throw new Error('the monitor runs already');
+      const tick = monitorTick(seconds);
+      monitor = startMonitorTimer({
+        seconds,
+        tick: async () => {
+          const outcome = await tick({
+            source: 'fleetfold.local-scheduler',
+            scheduledTime: new Date().toISOString(),
+          });
+          onTick?.(outcome);
+        },
+      });
+    },
+    monitorTick: (tickSeconds = 5) => monitorTick(tickSeconds)({}),
     stop: async () => {
       stopping = true;
+      await monitor?.stop();
       reconcile.stop();
       await fleet.stopAll();
     },

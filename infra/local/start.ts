@@ -15,6 +15,8 @@ import { resolveStateDir, statePaths } from './state-dir.ts';
  */
 
 const SHUTDOWN_DEADLINE_MS = 20_000;
+/** The demo's monitor period: a frozen host is lost after 30 s of silence and replaced within two ticks of that. */
+const MONITOR_SECONDS = 5;
 
 function readConfig(env: NodeJS.ProcessEnv) {
   const portText = env.PORT ?? '4000';
@@ -121,6 +123,14 @@ async function main(): Promise<void> {
     await reportedSince(cloud, resumed, startedAtMs, () => shuttingDown);
     const demo = await applyDemoGroup(cloud.apiHandler);
     if (shuttingDown) return;
+    // Every 5 s here (1 minute by default on AWS): lost hosts, dead services and the demo's rules are acted on.
+    controlPlane.startMonitor(MONITOR_SECONDS, (outcome) => {
+      if (outcome.kind !== 'tick') return;
+      if (outcome.started > 0 || outcome.alarmsRaised > 0 || outcome.alarmsCleared > 0 || outcome.failed > 0)
+        log(
+          `monitor: ${outcome.due} group(s) due, ${outcome.started} reconcile(s) started, ${outcome.alarmsRaised} alarm(s) raised, ${outcome.alarmsCleared} cleared${outcome.failed ? `, ${outcome.failed} failed` : ''}`,
+        );
+    });
     const readyMs = performance.now() - startedAt;
 
     const tokenPath = relative(process.cwd(), paths.token);

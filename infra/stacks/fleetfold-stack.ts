@@ -13,6 +13,7 @@ import { HostInstanceRole } from '../constructs/host-instance-role.ts';
 import { HostSecretParameters } from '../constructs/host-secret-parameters.ts';
 import { HostSecretsKey } from '../constructs/host-secrets-key.ts';
 import { IngestQueue } from '../constructs/ingest-queue.ts';
+import { Monitor } from '../constructs/monitor.ts';
 import { acknowledge } from '../constructs/nag.ts';
 import { ReconcileStateMachine } from '../constructs/reconcile-state-machine.ts';
 import { SnapshotBucket } from '../constructs/snapshot-bucket.ts';
@@ -56,6 +57,11 @@ export interface FleetfoldStackProps extends StackProps {
    * @default none: subscribe to the AlarmTopicArn output as needed
    */
   readonly alarmEmail?: string;
+  /**
+   * Minutes between two ticks of the monitor.
+   * @default 1
+   */
+  readonly monitorRateMinutes?: number;
 }
 
 /** Where the default agent artifact lives in the snapshot bucket. */
@@ -92,6 +98,7 @@ export class FleetfoldStack extends Stack {
   readonly hostSecrets: HostSecretParameters;
   readonly agentArtifactUrl: string;
   readonly alarms: AlarmTopic;
+  readonly monitor: Monitor;
 
   constructor(scope: Construct, id: string, props: FleetfoldStackProps) {
     super(scope, id, props);
@@ -218,6 +225,12 @@ export class FleetfoldStack extends Stack {
       this.reconcileMachine.stateMachine.stateMachineArn,
     );
     this.reconcileMachine.stateMachine.grantStartExecution(this.ingest.function);
+    this.monitor = new Monitor(this, 'Monitor', {
+      tables: this.tables,
+      reconcileStateMachine: this.reconcileMachine.stateMachine,
+      alarmTopic: this.alarms.topic,
+      ...(props.monitorRateMinutes === undefined ? {} : { rate: Duration.minutes(props.monitorRateMinutes) }),
+    });
 
     this.acknowledgeBucketNotificationsHandler();
 

@@ -10,7 +10,10 @@ import type { Lease } from '../reconcile/lease.ts';
 import type { Firing, RuleAction, RuleActionKind, RuleContext } from '../rules/types.ts';
 import { rulesOf } from './rule-context.ts';
 
-/** Actions the reconcile carries out: any of them makes a run due. */
+/**
+ * Actions the reconcile carries out: any of them makes a run due. `scale` is not among them: the monitor
+ * records it (once per episode, in the group's stream) and a run is due only when that changed a count.
+ */
 export const RECONCILE_ACTIONS: ReadonlySet<RuleActionKind> = new Set<RuleActionKind>([
   'boot',
   'replace',
@@ -19,7 +22,6 @@ export const RECONCILE_ACTIONS: ReadonlySet<RuleActionKind> = new Set<RuleAction
   'add-to-lb',
   'remove-from-lb',
   'drain',
-  'scale',
 ]);
 
 /** A reason is a log line and an execution's input, not a report: a few subjects per rule, a bounded length. */
@@ -41,8 +43,23 @@ export interface RuleAlarm {
   service?: string;
 }
 
+/** A rule's scale(<hostType>, …) as the monitor records it (shared/groups/group-stream.ts scaleGroup). */
+export interface RuleScale {
+  hostType: string;
+  delta?: number;
+  count?: number;
+  rule: string;
+  /** `${ruleId}#scale:${hostType}`: once per episode of the rule, per host type it scales. */
+  episode: string;
+  because: string;
+}
+
 export interface Assessment {
   reconcile?: { reason: string };
+  /** Scale requests of firing rules whose episode is not open yet. */
+  scale?: RuleScale[];
+  /** Open scale episodes whose rule no longer asks for that scale. */
+  endScales?: string[];
   raise: RuleAlarm[];
   /** Open episodes of this group's rules whose rule no longer fires for their subject. */
   clear: string[];
@@ -93,7 +110,33 @@ export function assessGroup(
     .filter((episode) => !alarms.has(episode) && ruleIds.some((id) => episode.startsWith(`${id}#`)))
     .sort(compare);
   const reason = due.size > 0 ? reasonOf(due, statusOf) : undefined;
-  return { ...(reason !== undefined ? { reconcile: { reason } } : {}), raise, clear };
+  const scales = new Map<string, RuleScale>();
+  for (const firing of firings)
+    for (const action of firing.actions ?? []) {
+      if (action.kind !== 'scale') continue;
+      const episode = `${firing.ruleId}#scale:${action.hostType}`;
+      if (scales.has(episode)) continue;
+      scales.set(episode, {
+        hostType: action.hostType,
+        ...(action.delta !== undefined ? { delta: action.delta } : {}),
+        ...(action.count !== undefined ? { count: action.count } : {}),
+        rule: firing.ruleId,
+        episode,
+        because: firing.because,
+      });
+    }
+  const openScales = group.openScales ?? {};
+  const scale = [...scales.values()].filter((request) => openScales[request.episode] === undefined);
+  const endScales = Object.keys(openScales)
+    .filter((episode) => !scales.has(episode))
+    .sort(compare);
+  return {
+    ...(reason !== undefined ? { reconcile: { reason } } : {}),
+    ...(scale.length > 0 ? { scale } : {}),
+    ...(endScales.length > 0 ? { endScales } : {}),
+    raise,
+    clear,
+  };
 }
 
 function ruleAlarm(

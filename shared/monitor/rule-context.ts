@@ -67,13 +67,14 @@ function ruleHost(
   // The reconcile records a lost host; until it has, the monitor sees what the reconcile will record.
   const status = record.status !== 'lost' && isOverdue(record, now, liveness) ? 'lost' : record.status;
   const software = record.observed?.software ?? {};
-  const services = Object.fromEntries(
-    Object.entries(software).map(([name, instance]) => [
-      name,
-      { status: instance.status, version: instance.version },
-    ]),
-  );
-  const failedService = Object.values(software).some((instance) => instance.status === 'failed');
+  const services: RuleHost['services'] = {};
+  let failedService = false;
+  for (const name in software) {
+    const instance = software[name];
+    if (!instance) continue;
+    services[name] = { status: instance.status, version: instance.version };
+    if (instance.status === 'failed') failedService = true;
+  }
   const balancedServices = balancedTypes.get(record.hostType) ?? [];
   const endpoints = endpointsOf(record);
   return {
@@ -150,12 +151,17 @@ function sessionsOf(record: HostRecord): Partial<Record<RuleChannel, number>> {
  */
 function metricsOf(record: HostRecord): Record<string, number> {
   const metrics: Record<string, number> = {};
-  const walk = (value: unknown, path: string) => {
-    if (typeof value === 'number' && Number.isFinite(value)) metrics[path] = value;
-    else if (value !== null && typeof value === 'object' && !Array.isArray(value))
-      for (const [key, inner] of Object.entries(value)) walk(inner, path === '' ? key : `${path}.${key}`);
+  const walk = (value: object, prefix: string) => {
+    for (const key in value) {
+      const inner: unknown = (value as Record<string, unknown>)[key];
+      if (typeof inner === 'number') {
+        if (Number.isFinite(inner)) metrics[prefix + key] = inner;
+      } else if (inner !== null && typeof inner === 'object' && !Array.isArray(inner)) {
+        walk(inner, `${prefix}${key}.`);
+      }
+    }
   };
-  walk(record.metrics ?? {}, '');
+  if (record.metrics) walk(record.metrics, '');
   return metrics;
 }
 

@@ -119,7 +119,11 @@ export function convergedHosts(compiled: CompiledGroup, now: Date, addressOffset
           software: Object.fromEntries(
             Object.entries(type.services).map(([service, spec]) => [
               service,
-              { version: spec.version, status: 'running' as const, ...(spec.port ? { port: spec.port } : {}) },
+              {
+                version: spec.version,
+                status: 'running' as const,
+                ...(spec.port ? { port: spec.port } : {}),
+              },
             ]),
           ),
           operational: { dataRefs: [], bands: { load: 0, sessions: { voice: 0, sms: 0, mms: 0, video: 0 } } },

@@ -36,6 +36,12 @@ export interface HostView {
   metrics?: Metrics;
   /** The observed machine state; absent until the first snapshot. */
   state?: TrackedState;
+  /** Why the host is degraded: the dependency with no healthy host, and those hosts. */
+  degradedBy?: HostRecord['degradedBy'];
+  /** When and why the host was judged lost (it was replaced). */
+  lost?: HostRecord['lost'];
+  /** Its registration ended (secret revoked): whatever it still posts is refused. */
+  retired?: HostRecord['retired'];
 }
 
 /** Copies fields one by one, so a field added to HostRecord later is not published by accident. */
@@ -55,6 +61,9 @@ export function hostView(record: HostRecord): HostView {
     observedAt: record.observedAt,
     metrics: record.metrics,
     state: record.observed,
+    ...(record.degradedBy ? { degradedBy: record.degradedBy } : {}),
+    ...(record.lost ? { lost: record.lost } : {}),
+    ...(record.retired ? { retired: record.retired } : {}),
   };
 }
 
