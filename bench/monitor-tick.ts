@@ -5,6 +5,7 @@ import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
 import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import type { DocumentStore } from '../shared/groups/ports.ts';
+import { DEFAULT_HEARTBEAT_COALESCE_SECONDS } from '../shared/hosts/liveness.ts';
 import type { HostFilter, HostPage, HostRecord, HostStore } from '../shared/ports.ts';
 import {
   MemoryDocumentStore,
@@ -101,6 +102,7 @@ async function inMemory(): Promise<void> {
     reconcile: counts.wrap('reconcile', reconcile),
     now: () => new Date(NOW.getTime() + 30_000),
     tickSeconds: 60,
+    heartbeatCoalesceSeconds: DEFAULT_HEARTBEAT_COALESCE_SECONDS,
     log: () => {},
   });
   // A warm-up tick: a Lambda that ticks every minute is warm on most ticks.
@@ -165,6 +167,7 @@ async function onDynalite(): Promise<void> {
       reconcile,
       now: () => new Date(NOW.getTime() + 30_000),
       tickSeconds: 60,
+      heartbeatCoalesceSeconds: DEFAULT_HEARTBEAT_COALESCE_SECONDS,
       log: () => {},
     });
     const summary = (await handler({})) as TickSummary;

@@ -738,7 +738,7 @@ export async function benchPartitionSkew(hosts = hostCount()): Promise<void> {
       provisioner,
       publisher,
       plans: new DocumentPlanStore({ documents, blobs: new MemoryBlobs() }),
-      settings: { pollSeconds: 0 },
+      settings: { pollSeconds: 0, heartbeatCoalesceSeconds: 0 },
       now,
     });
     const stepMs = new Map<string, number>();

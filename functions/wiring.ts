@@ -137,6 +137,7 @@ export type MonitorWiringOptions = Pick<
   documentsTable: string;
   reconcile: ReconcileStarter;
   tickSeconds: number;
+  heartbeatCoalesceSeconds: number;
   /** The topic the monitor's alarms are published to, as the reconcile's; none: they are only recorded. */
   alarmTopic?: { sns: SNSClient; topicArn: string };
 } & Pick<MonitorDeps, 'instances'>;
@@ -148,6 +149,7 @@ export function buildMonitorDeps(options: MonitorWiringOptions): MonitorDeps {
     documents: buildDocumentStore(options),
     reconcile: options.reconcile,
     tickSeconds: options.tickSeconds,
+    heartbeatCoalesceSeconds: options.heartbeatCoalesceSeconds,
     ...(options.alarmTopic ? { alarms: new SnsAlarmPublisher(options.alarmTopic) } : {}),
     ...(options.instances ? { instances: options.instances } : {}),
     now: () => new Date(),

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -277,6 +277,28 @@ describe('groups and rollouts', () => {
     const watched = await cli(['rollout', 'status', id, '--watch']);
     expect(watched.code).toBe(1);
     expect(watched.stderr).toContain(`rollout ${id} ended aborted`);
+  });
+
+  it('applies a changed definition to the running group and names the rollout that carries the change', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleetfold-apply-'));
+    try {
+      const text = await readFile(join(REPO, 'events/groups/demo-telephony.yaml'), 'utf8');
+      const file = join(dir, 'demo.yaml');
+      await writeFile(file, text.replace('version: 1.4.0', 'version: 1.4.1'));
+      const applied = await cli(['apply', '-f', file]);
+      expect(applied.code).toBe(0);
+      const [line, rollout, ...rest] = applied.stdout.split('\n');
+      expect(line).toMatch(/^group demo updated \(ETag "\d+"\)$/);
+      const id = /^ {2}rolls out as (\S+): fleetfold rollout status \1 --watch$/.exec(rollout ?? '')?.[1];
+      expect((await documents.get<Rollout>('rollout', id ?? ''))?.body).toMatchObject({
+        service: 'call-router',
+        version: '1.4.1',
+        cause: { kind: 'declared' },
+      });
+      expect(rest).toEqual(['']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

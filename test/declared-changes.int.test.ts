@@ -206,7 +206,7 @@ function harness(failsOn?: (state: DesiredHostState) => boolean) {
     provisioner: testProvisioner(now),
     publisher: hostsDouble,
     plans: new DocumentPlanStore({ documents }),
-    settings: { pollSeconds: 0 },
+    settings: { pollSeconds: 0, heartbeatCoalesceSeconds: 0 },
     now,
   });
   const outAtOnce: number[] = [];

@@ -12,7 +12,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../infra/build-app.ts';
-import type { FleetfoldStack } from '../infra/stacks/fleetfold-stack.ts';
+import { type FleetfoldStack, INGEST_SETTINGS } from '../infra/stacks/fleetfold-stack.ts';
 import { DOCUMENTS_TABLE, EVENTS_TABLE, HOSTS_TABLE } from '../shared/adapters/table-schemas.ts';
 
 /*
@@ -710,6 +710,8 @@ describe('reconcile function', () => {
           SECRET_PARAMETER_KEY_ARN: arnOf(stack.hostSecrets.key),
           HOST_INSTANCE_ARN_PREFIX: regionalArn('ec2', 'instance/'),
           FLEET_STACK_TAG: 'Fleetfold',
+          // Allowed for before a host counts as lost: the window the ingest coalesces heartbeats by.
+          HEARTBEAT_COALESCE_SECONDS: INGEST_SETTINGS.HEARTBEAT_COALESCE_SECONDS,
           HOST_INSTANCE_PROFILE_ARN: arnOf(stack.hostRole.instanceProfile),
           AGENT_ARTIFACT_URL: {
             'Fn::Join': [

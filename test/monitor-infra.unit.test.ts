@@ -7,7 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../infra/build-app.ts';
-import type { FleetfoldStack } from '../infra/stacks/fleetfold-stack.ts';
+import { type FleetfoldStack, INGEST_SETTINGS } from '../infra/stacks/fleetfold-stack.ts';
 
 /*
  * The monitor's part of the stack, synthesized once with cdk-nag registered as `cdk synth` runs it (an
@@ -33,7 +33,7 @@ function logicalId(construct: IConstruct): string {
 }
 
 describe('the monitor', () => {
-  it('is a function told its tables, the reconcile machine, the alarm topic and its tick', () => {
+  it('is a function told its tables, the reconcile machine, the alarm topic, its tick and the ingest heartbeat window', () => {
     const fn = template.findResources('AWS::Lambda::Function', {
       Properties: { Description: Match.stringLikeRegexp('rules on a schedule') },
     });
@@ -47,6 +47,7 @@ describe('the monitor', () => {
         'DOCUMENTS_TABLE',
         'EVENTS_TABLE',
         'FLEET_STACK_TAG',
+        'HEARTBEAT_COALESCE_SECONDS',
         'HOSTS_TABLE',
         'MONITOR_TICK_SECONDS',
         'NODE_OPTIONS',
@@ -54,6 +55,10 @@ describe('the monitor', () => {
       ].sort(),
     );
     expect(properties?.Environment.Variables.MONITOR_TICK_SECONDS).toBe('300');
+    // The monitor allows for the window the ingest coalesces heartbeats by: the two must agree.
+    expect(properties?.Environment.Variables.HEARTBEAT_COALESCE_SECONDS).toBe(
+      INGEST_SETTINGS.HEARTBEAT_COALESCE_SECONDS,
+    );
   });
 
   it('ticks on an EventBridge Scheduler schedule at the configured rate, no flexible window, retried, with a DLQ', () => {

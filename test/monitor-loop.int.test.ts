@@ -11,6 +11,8 @@ import { apiEvent, eventually, testCloud } from './support/cloud.ts';
 
 const GROUP = 'mini';
 const HEARTBEAT_SECONDS = 1;
+/** Longer than the 3 s of missed heartbeats: a healthy host's lastSeen lags by up to 5 s, and must not count. */
+const HEARTBEAT_COALESCE_SECONDS = 4;
 
 const definition = {
   name: GROUP,
@@ -69,6 +71,7 @@ const running = (host: HostView) =>
 beforeAll(async () => {
   cloud = await testCloud({
     ingest: true,
+    ingestConfig: { heartbeatCoalesceSeconds: HEARTBEAT_COALESCE_SECONDS },
     controlPlane: { agentHeartbeatSeconds: HEARTBEAT_SECONDS, agentPollSeconds: 1, reconcilePollSeconds: 1 },
   });
   await api('PUT', `/groups/${GROUP}`, definition);
@@ -91,6 +94,19 @@ describe('the monitor on the embedded cloud', () => {
     const { alarms } = await api('GET', '/alarms', undefined, { group: GROUP });
     const ruleAlarms = alarms.filter((alarm: { alarm: string }) => alarm.alarm === 'the group runs');
     expect(ruleAlarms).toHaveLength(1);
+  }, 60_000);
+
+  it('keeps hosts that heartbeat on time, though the ingest coalesces their lastSeen writes', async () => {
+    const before = (await hosts()).map((host) => host.hostId).sort();
+    // Twice the lost-after time (3 × 1 s + 4 s), a tick a second.
+    for (let tick = 0; tick < 14; tick++) {
+      await cloud.controlPlane.monitorTick(1);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+    await cloud.controlPlane.settled();
+    const after = await hosts();
+    expect(after.map((host) => host.hostId).sort()).toEqual(before);
+    expect(after.every(running)).toBe(true);
   }, 60_000);
 
   it('brings a killed service process back: the host reports it running again', async () => {

@@ -17,7 +17,7 @@ import type { GroupDocument } from '../shared/groups/group-state.ts';
 import type { Rule } from '../shared/groups/model.ts';
 import { DEFAULT_LIVENESS } from '../shared/hosts/liveness.ts';
 import { assessGroup, episodeOf, willPlanAgain } from '../shared/monitor/assess.ts';
-import { ruleContext, rulesOf } from '../shared/monitor/rule-context.ts';
+import { livenessOf, ruleContext, rulesOf } from '../shared/monitor/rule-context.ts';
 import type { HostRecord } from '../shared/ports.ts';
 import { claim, NO_LEASE } from '../shared/reconcile/lease.ts';
 import { updateLease } from '../shared/reconcile/lease-store.ts';
@@ -61,6 +61,10 @@ interface Harness {
   update(hostId: string, change: (record: HostRecord) => void): Promise<void>;
 }
 
+/** The rules' view of a group with no heartbeat coalescing to allow for (the stores here write every one). */
+const contextOf = (document: GroupDocument, records: readonly HostRecord[], now: Date) =>
+  ruleContext(document, records, now, livenessOf(document, 0));
+
 function harness(instances?: InstanceDirectory): Harness {
   let now = T0;
   const counts = new RequestCounts();
@@ -76,6 +80,7 @@ function harness(instances?: InstanceDirectory): Harness {
     reconcile: counts.wrap('reconcile', reconcile),
     now: () => now,
     tickSeconds: TICK_SECONDS,
+    heartbeatCoalesceSeconds: 0,
     log: (line) => logs.push(line),
     ...(instances ? { instances } : {}),
   };
@@ -381,7 +386,7 @@ describe('the rule context', () => {
   const document = runningGroupDocument(webGroupDefinition('web'));
 
   it('shows converged hosts healthy, routed and heard from', () => {
-    const context = ruleContext(document, convergedHosts(document.compiled, T0), seconds(30));
+    const context = contextOf(document, convergedHosts(document.compiled, T0), seconds(30));
     expect(context.group).toEqual({
       name: 'web',
       running: true,
@@ -416,7 +421,7 @@ describe('the rule context', () => {
       reason: 'instance ended unasked',
       afterSeq: crashed.lastChangeSeq,
     } as HostRecord['terminated'] & object;
-    const context = ruleContext(document, records, seconds(60));
+    const context = contextOf(document, records, seconds(60));
     expect(context.hosts.map((host) => host.hostId)).not.toContain(crashed.hostId);
     expect(context.group.crashes.web).toBe(1);
   });
@@ -427,8 +432,8 @@ describe('the rule context', () => {
     // The projection keeps when the reconcile restarted the host's services (StateAssigned for reason restart-service).
     host.restartedAt = [T0.toISOString()];
     if (host.observed?.software.web) host.observed.software.web.status = 'failed';
-    const soon = ruleContext(document, records, seconds(60)).hosts[0];
-    const later = ruleContext(document, records, seconds(11 * 60)).hosts[0];
+    const soon = contextOf(document, records, seconds(60)).hosts[0];
+    const later = contextOf(document, records, seconds(11 * 60)).hosts[0];
     expect(soon).toMatchObject({ restarts: 1, healthy: false });
     expect(later?.restarts).toBe(0);
   });
@@ -437,7 +442,7 @@ describe('the rule context', () => {
     const records = convergedHosts(document.compiled, T0);
     const lb = records.find((record) => record.hostType === 'lb') as HostRecord;
     if (lb.assigned) lb.assigned.state.upstreams = { web: [] };
-    const context = ruleContext(document, records, seconds(1));
+    const context = contextOf(document, records, seconds(1));
     expect(context.hosts.filter((host) => host.hostType === 'web').every((host) => !host.inLb)).toBe(true);
     expect(
       assessGroup(document, context, evaluateRules(rulesOf(document), context)).reconcile?.reason,
@@ -481,7 +486,7 @@ describe('assessing a group', () => {
 
   it('is deterministic and never throws, whatever fires', () => {
     const base = runningGroupDocument(webGroupDefinition('web', { rules }));
-    const context = ruleContext(base, convergedHosts(base.compiled, T0), T0);
+    const context = contextOf(base, convergedHosts(base.compiled, T0), T0);
     fc.assert(
       fc.property(fc.array(firing, { maxLength: 12 }), openAlarms, (firings, open) => {
         const group = { ...base, openAlarms: open };
@@ -521,7 +526,7 @@ describe('assessing a group', () => {
             ...record,
             metrics: { load, sessions: { voice: 1, sms: 0, mms: 0, video: 0 } },
           }));
-          const context = ruleContext(document, records, seconds(silentFor));
+          const context = contextOf(document, records, seconds(silentFor));
           expect(assessGroup(document, context, evaluateRules(rulesOf(document), context))).toEqual({
             raise: [],
             clear: [],

@@ -142,7 +142,7 @@ async function given(live: FleetInstance[] = []) {
       newSecret: () => 'fresh-secret',
       now: () => NOW,
     }),
-    settings: { pollSeconds: 5 },
+    settings: { pollSeconds: 5, heartbeatCoalesceSeconds: 0 },
     now: () => NOW,
   });
   const ref = planRef({ waves: [0], deadlineSeconds: 300, pollSeconds: 5 });

@@ -173,7 +173,7 @@ async function given(
         provisioner: unusedProvisioner,
         publisher: unusedPublisher,
         plans,
-        settings: { pollSeconds: 5, checkWindowMs },
+        settings: { pollSeconds: 5, checkWindowMs, heartbeatCoalesceSeconds: 0 },
         now: () => new Date(APPLIED_AT + secondsAfterApply * 1000),
       });
       return (await handler({ step: 'check', plan: ref, wave: 0, deadline: DEADLINE })) as CheckResult;

@@ -18,6 +18,7 @@ const STACK_ENV = {
   HOST_INSTANCE_PROFILE_ARN: 'arn:aws:iam::111122223333:instance-profile/FleetfoldHost',
   AGENT_ARTIFACT_URL: 's3://fleetfold-snapshots/agent/fleetfold-agent.tar.gz',
   SUBNET_IDS: 'subnet-a,subnet-b',
+  HEARTBEAT_COALESCE_SECONDS: '45',
 };
 
 describe('loadReconcileConfig', () => {
@@ -29,6 +30,7 @@ describe('loadReconcileConfig', () => {
       bucket: 'fleetfold-snapshots',
       pollSeconds: 15,
       checkWindowMs: 3_000,
+      heartbeatCoalesceSeconds: 45,
       secretParameterPrefix: '/fleetfold/hosts/',
       secretParameterKeyArn: STACK_ENV.SECRET_PARAMETER_KEY_ARN,
       hostInstanceArnPrefix: STACK_ENV.HOST_INSTANCE_ARN_PREFIX,

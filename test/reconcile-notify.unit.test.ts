@@ -105,7 +105,7 @@ async function given(plan?: Plan) {
     provisioner: unusedProvisioner,
     publisher,
     plans,
-    settings: { pollSeconds: 1 },
+    settings: { pollSeconds: 1, heartbeatCoalesceSeconds: 0 },
     now: () => NOW,
   };
   return { deps, publisher };

@@ -277,7 +277,7 @@ function harness(
     provisioner: testProvisioner(now),
     publisher: hostsDouble,
     plans: new DocumentPlanStore({ documents }),
-    settings: { pollSeconds: 0 },
+    settings: { pollSeconds: 0, heartbeatCoalesceSeconds: 0 },
     now,
   });
   const invocations: ReconcileEvent[] = [];

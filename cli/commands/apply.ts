@@ -86,14 +86,17 @@ async function applyOne(client: ApiClient, file: DefinitionFile) {
   const result = await client.request('PUT', `/groups/${encodeSegment(file.name)}`, {
     raw: { text: file.text, contentType: CONTENT_TYPES[file.format] },
   });
-  const stated = asString(asRecord(parseJson(result.text)).outcome);
+  const body = asRecord(parseJson(result.text));
+  const stated = asString(body.outcome);
   const outcome: ApplyOutcome =
     stated === 'created' || stated === 'updated' || stated === 'unchanged'
       ? stated
       : result.status === 201
         ? 'created'
         : 'updated';
-  return { outcome, etag: etagValue(result.headers.get('etag')) };
+  // A changed running group rolls its change out: the rollout to watch.
+  const rolloutId = asString(asRecord(body.rollout).id);
+  return { outcome, etag: etagValue(result.headers.get('etag')), rolloutId };
 }
 
 function parseJson(text: string): unknown {
@@ -136,8 +139,10 @@ ${CONNECTION_HELP}`,
     let failed = 0;
     for (const file of files) {
       try {
-        const { outcome, etag } = await applyOne(client, file);
+        const { outcome, etag, rolloutId } = await applyOne(client, file);
         io.stdout.write(`group ${file.name} ${outcome}${etag !== undefined ? ` (ETag "${etag}")` : ''}\n`);
+        if (rolloutId !== undefined)
+          io.stdout.write(`  rolls out as ${rolloutId}: fleetfold rollout status ${rolloutId} --watch\n`);
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
         failed += 1;

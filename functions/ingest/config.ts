@@ -1,6 +1,7 @@
+import { DEFAULT_HEARTBEAT_COALESCE_SECONDS } from '../../shared/hosts/liveness.ts';
 import type { IngestConfig } from '../../shared/ingest.ts';
 import { DEFAULT_BANDS, parseThresholds } from '../../shared/metrics.ts';
-import { type Env, numberOr, required } from '../env.ts';
+import { type Env, heartbeatCoalesceSeconds, numberOr, required } from '../env.ts';
 
 export interface IngestFunctionConfig {
   bucket: string;
@@ -15,7 +16,7 @@ export interface IngestFunctionConfig {
 export const DEFAULT_INGEST_CONFIG: IngestConfig = {
   clockSkewSeconds: 300,
   maxSnapshotBytes: 256 * 1024,
-  heartbeatCoalesceSeconds: 60,
+  heartbeatCoalesceSeconds: DEFAULT_HEARTBEAT_COALESCE_SECONDS,
   bands: DEFAULT_BANDS,
 };
 
@@ -29,11 +30,7 @@ export function loadIngestConfig(env: Env): IngestFunctionConfig {
     ingest: {
       clockSkewSeconds: numberOr(env, 'CLOCK_SKEW_SECONDS', DEFAULT_INGEST_CONFIG.clockSkewSeconds),
       maxSnapshotBytes: numberOr(env, 'MAX_SNAPSHOT_BYTES', DEFAULT_INGEST_CONFIG.maxSnapshotBytes),
-      heartbeatCoalesceSeconds: numberOr(
-        env,
-        'HEARTBEAT_COALESCE_SECONDS',
-        DEFAULT_INGEST_CONFIG.heartbeatCoalesceSeconds,
-      ),
+      heartbeatCoalesceSeconds: heartbeatCoalesceSeconds(env),
       bands: {
         load: env.LOAD_BANDS ? parseThresholds(env.LOAD_BANDS, 'LOAD_BANDS') : DEFAULT_BANDS.load,
         sessions: env.SESSION_BANDS

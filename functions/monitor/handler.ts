@@ -43,6 +43,8 @@ export interface MonitorDeps {
   now: () => Date;
   /** The schedule's period: a tick's reconcile starts are named after its time bucket, so a retry starts none twice. */
   tickSeconds: number;
+  /** The ingest's heartbeat coalescing window: a host is lost only that much after its missed heartbeats. */
+  heartbeatCoalesceSeconds: number;
   /** Tells people of the alarms raised; without it they are only in the group's stream and the alarm listing. */
   alarms?: AlarmPublisher;
   /** Needed for EC2 state-change events only. */
@@ -219,7 +221,7 @@ async function monitorGroup(
   const group = document.body;
   const name = document.id;
   const records = await listHosts(deps.hosts, name, summary);
-  const context = ruleContext(group, records, now, livenessOf(group));
+  const context = ruleContext(group, records, now, livenessOf(group, deps.heartbeatCoalesceSeconds));
   const assessment = assessGroup(group, context, evaluateRules(rulesOf(group), context));
   await settleAlarms(deps, name, assessment, summary);
   const scaled = await settleScales(deps, name, assessment);

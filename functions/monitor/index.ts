@@ -22,6 +22,7 @@ const deps = buildMonitorDeps({
     stateMachineArn: config.reconcileStateMachineArn,
   }),
   tickSeconds: config.tickSeconds,
+  heartbeatCoalesceSeconds: config.heartbeatCoalesceSeconds,
   instances: new Ec2InstanceOwners({ client: new EC2Client({}), stack: config.stackTag }),
   ...(config.alarmTopicArn ? { alarmTopic: { sns: new SNSClient({}), topicArn: config.alarmTopicArn } } : {}),
 });

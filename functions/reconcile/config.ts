@@ -1,4 +1,4 @@
-import { type Env, numberOr, required } from '../env.ts';
+import { type Env, heartbeatCoalesceSeconds, numberOr, required } from '../env.ts';
 
 export interface ReconcileFunctionConfig {
   eventsTable: string;
@@ -9,6 +9,8 @@ export interface ReconcileFunctionConfig {
   pollSeconds: number;
   /** How long one Check keeps looking before the state machine waits pollSeconds (billed Lambda time). */
   checkWindowMs: number;
+  /** The ingest's heartbeat coalescing window: a host is lost only that much after its missed heartbeats. */
+  heartbeatCoalesceSeconds: number;
   /** SSM parameter name prefix under which each host's secret is kept: `<prefix><hostId>`. */
   secretParameterPrefix: string;
   /** KMS key the secret parameters are encrypted with. */
@@ -67,6 +69,7 @@ export function loadReconcileConfig(env: Env): ReconcileFunctionConfig {
     bucket: required(env, 'BUCKET'),
     pollSeconds: numberOr(env, 'POLL_SECONDS', DEFAULT_POLL_SECONDS),
     checkWindowMs: numberOr(env, 'CHECK_WINDOW_MS', DEFAULT_CHECK_WINDOW_MS),
+    heartbeatCoalesceSeconds: heartbeatCoalesceSeconds(env),
     secretParameterPrefix: env.SECRET_PARAMETER_PREFIX || DEFAULT_SECRET_PARAMETER_PREFIX,
     secretParameterKeyArn: required(env, 'SECRET_PARAMETER_KEY_ARN'),
     hostInstanceArnPrefix: required(env, 'HOST_INSTANCE_ARN_PREFIX'),

@@ -65,7 +65,11 @@ export const handler = middy(
         signer,
         topicArns: config.stateTopicArns,
       }),
-      settings: { pollSeconds: config.pollSeconds, checkWindowMs: config.checkWindowMs },
+      settings: {
+        pollSeconds: config.pollSeconds,
+        checkWindowMs: config.checkWindowMs,
+        heartbeatCoalesceSeconds: config.heartbeatCoalesceSeconds,
+      },
       ...(config.alarmTopicArn ? { alarmTopic: { sns, topicArn: config.alarmTopicArn } } : {}),
     }),
   ),

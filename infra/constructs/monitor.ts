@@ -43,6 +43,8 @@ export interface MonitorProps {
    * @default Duration.minutes(1)
    */
   readonly timeout?: Duration;
+  /** Settings the function reads beside its tick (the ingest's heartbeat coalescing window). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -66,7 +68,7 @@ export class Monitor extends Construct {
         "Evaluates each running group's rules on a schedule and starts a reconcile when one is due",
       memorySize: 512,
       timeout: props.timeout ?? Duration.minutes(1),
-      environment: { MONITOR_TICK_SECONDS: String(rate.toSeconds()) },
+      environment: { ...props.environment, MONITOR_TICK_SECONDS: String(rate.toSeconds()) },
     });
     // Hosts are only read; alarms are appended to the group streams and projected into the documents.
     bindTable(this.function, 'EVENTS_TABLE', props.tables.events, 'readWrite');

@@ -3,6 +3,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createApiHandler } from '../../functions/api/handler.ts';
+import { DEFAULT_INGEST_CONFIG } from '../../functions/ingest/config.ts';
 import { createIngestHandler } from '../../functions/ingest/handler.ts';
 import { buildApiDeps, buildIngestDeps, type WiringOptions } from '../../functions/wiring.ts';
 import { LocalSecretCipher } from '../../shared/adapters/local-cipher.ts';
@@ -166,6 +167,8 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       bucket: emulators.bucket,
       clients: { s3Direct, sqs, sns, dynamodb },
       tables: { events: emulators.tables.events, hosts: emulators.tables.hosts, documents: documentsTable },
+      heartbeatCoalesceSeconds:
+        options.ingestConfig?.heartbeatCoalesceSeconds ?? DEFAULT_INGEST_CONFIG.heartbeatCoalesceSeconds,
       api: () => {
         if (!apiHandler) throw new Error('the api handler is not built yet');
         return apiHandler;

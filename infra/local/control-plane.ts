@@ -44,6 +44,8 @@ export interface LocalControlPlaneOptions {
   api: () => ApiHandler;
   /** Seconds between two convergence checks of a wave; default 1 (AWS: 15). */
   reconcilePollSeconds?: number;
+  /** The local ingest's heartbeat coalescing window, which the monitor and the reconcile allow for. */
+  heartbeatCoalesceSeconds: number;
   agentHeartbeatSeconds?: number;
   agentPollSeconds?: number;
   onAgentOutput?: (hostId: string, line: string, stream: 'stdout' | 'stderr') => void;
@@ -164,6 +166,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
       checkWindowMs: 2_000,
       // The local store answers in a millisecond: looking often costs nothing and shortens every wave.
       checkIntervalMs: 50,
+      heartbeatCoalesceSeconds: options.heartbeatCoalesceSeconds,
     },
   });
   const { hosts } = deps;
@@ -196,6 +199,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
         documentsTable: options.tables.documents,
         reconcile,
         tickSeconds,
+        heartbeatCoalesceSeconds: options.heartbeatCoalesceSeconds,
         alarmTopic: { sns, topicArn: alarmTopic.topicArn },
       }),
       // What a tick did reaches the caller (onTick); a JSON line every few seconds would drown the demo's output.

@@ -77,6 +77,11 @@ export const INGEST_SETTINGS = {
   SESSION_BANDS: '1,50,200',
 } as const;
 
+/** The reconcile and the monitor allow for the ingest's heartbeat coalescing before they call a host lost. */
+const HEARTBEAT_ALLOWANCE = {
+  HEARTBEAT_COALESCE_SECONDS: INGEST_SETTINGS.HEARTBEAT_COALESCE_SECONDS,
+} as const;
+
 /** The alarm topic's ARN, read by the reconcile's and the api's config.ts. */
 export const ALARM_TOPIC_ENV = 'ALARM_TOPIC_ARN';
 
@@ -162,6 +167,7 @@ export class FleetfoldStack extends Stack {
       description: 'Plans, applies and checks the waves of a reconcile run (one function, a step per task)',
       memorySize: 512,
       timeout: Duration.minutes(2),
+      environment: HEARTBEAT_ALLOWANCE,
     });
     // Hosts: the reconcile registers the hosts it launches and records the ones it terminates.
     bindTable(this.reconcile, 'EVENTS_TABLE', this.tables.events, 'readWrite');
@@ -229,6 +235,7 @@ export class FleetfoldStack extends Stack {
       tables: this.tables,
       reconcileStateMachine: this.reconcileMachine.stateMachine,
       alarmTopic: this.alarms.topic,
+      environment: HEARTBEAT_ALLOWANCE,
       ...(props.monitorRateMinutes === undefined ? {} : { rate: Duration.minutes(props.monitorRateMinutes) }),
     });
 

@@ -5,7 +5,13 @@
 import { withEffectiveRules } from '../groups/compile.ts';
 import type { GroupDocument } from '../groups/group-state.ts';
 import type { CompiledGroup } from '../groups/model.ts';
-import { DEFAULT_LIVENESS, isOverdue, type LivenessPolicy, silentSeconds } from '../hosts/liveness.ts';
+import {
+  DEFAULT_LIVENESS,
+  type EffectiveLiveness,
+  isOverdue,
+  type LivenessPolicy,
+  silentSeconds,
+} from '../hosts/liveness.ts';
 import type { HostRecord } from '../ports.ts';
 import { REPLACEMENT_WINDOW_MS } from '../reconcile/crash-alarm.ts';
 import { isTerminated } from '../reconcile/host-classes.ts';
@@ -17,12 +23,16 @@ export const RESTART_WINDOW_MS = 10 * 60 * 1000;
 export { RESTART_REASON } from '../fold.ts';
 
 /**
- * The group's liveness policy: its configuration's, else the default. Read through a wider type so a
- * configuration written before the policy existed reads the same.
+ * The group's liveness policy: its configuration's, else the default, with the ingest's heartbeat coalescing
+ * window as grace (see EffectiveLiveness). Read through a wider type so a configuration written before the
+ * policy existed reads the same.
  */
-export function livenessOf(group: Pick<GroupDocument, 'compiled'>): LivenessPolicy {
+export function livenessOf(
+  group: Pick<GroupDocument, 'compiled'>,
+  heartbeatCoalesceSeconds: number,
+): EffectiveLiveness {
   const configured = (group.compiled.configuration as { liveness?: Partial<LivenessPolicy> }).liveness;
-  return { ...DEFAULT_LIVENESS, ...configured };
+  return { ...DEFAULT_LIVENESS, ...configured, graceSeconds: heartbeatCoalesceSeconds };
 }
 
 /** The group's effective rules: the defaults, then its own (compiled here for a document from before rules were). */
@@ -39,7 +49,7 @@ export function ruleContext(
   group: GroupDocument,
   records: readonly HostRecord[],
   now: Date,
-  liveness: LivenessPolicy = livenessOf(group),
+  liveness: EffectiveLiveness,
 ): RuleContext {
   const { compiled } = group;
   const current = records.filter((record) => !isRetired(record));
@@ -60,7 +70,7 @@ export function ruleContext(
 function ruleHost(
   record: HostRecord,
   now: Date,
-  liveness: LivenessPolicy,
+  liveness: EffectiveLiveness,
   routed: ReadonlySet<string>,
   balancedTypes: ReadonlyMap<string, readonly string[]>,
 ): RuleHost {

@@ -23,7 +23,7 @@ export async function recordHostHealth(
   records: HostRecord[],
 ): Promise<void> {
   const now = deps.now();
-  const liveness = livenessOf(group);
+  const liveness = livenessOf(group, deps.settings.heartbeatCoalesceSeconds);
   const position = new Map(records.map((record, index) => [record.hostId, index]));
   const update = (saved: HostRecord | undefined) => {
     if (saved) records[position.get(saved.hostId) as number] = saved;
@@ -36,7 +36,7 @@ export async function recordHostHealth(
       await markLost(deps, record.hostId, {
         ...(record.lastSeen ? { lastSeen: record.lastSeen } : {}),
         silentSeconds: silent,
-        reason: `no snapshot for ${silent} s (${liveness.missedHeartbeats} heartbeats of ${liveness.heartbeatSeconds} s missed)`,
+        reason: `no snapshot for ${silent} s (${liveness.missedHeartbeats} heartbeats of ${liveness.heartbeatSeconds} s missed, ${liveness.graceSeconds} s of heartbeat coalescing allowed)`,
       }),
     );
     await deps.provisioner.revoke(record.hostId);

@@ -3,7 +3,7 @@ import { isFinalRolloutStatus } from '../../../shared/groups/group-state.ts';
 import type { ActualHost, DesiredHostState, Plan, Rollout } from '../../../shared/groups/model.ts';
 import { type PlanInput, type PlanRollout, planGroup } from '../../../shared/groups/planner.ts';
 import { recordTermination } from '../../../shared/hosts/host-commands.ts';
-import { ruleContext, rulesOf } from '../../../shared/monitor/rule-context.ts';
+import { livenessOf, ruleContext, rulesOf } from '../../../shared/monitor/rule-context.ts';
 import type { HostRecord } from '../../../shared/ports.ts';
 import { repeatedCrashAlarms } from '../../../shared/reconcile/crash-alarm.ts';
 import { classifyHosts, type HostClasses } from '../../../shared/reconcile/host-classes.ts';
@@ -131,8 +131,9 @@ export async function planStep(
     records.flatMap((record) => (record.assigned ? [[record.hostId, record.assigned.state]] : [])),
   );
   // A revert puts back what the rollout changed and nothing else; otherwise the rules have their say.
+  const liveness = livenessOf(group, deps.settings.heartbeatCoalesceSeconds);
   const directives = directivesOf(
-    group.running && !revert ? evaluateRules(rulesOf(group), ruleContext(group, hosts, now)) : [],
+    group.running && !revert ? evaluateRules(rulesOf(group), ruleContext(group, hosts, now, liveness)) : [],
   );
   const input: PlanInput = {
     group: group.compiled,

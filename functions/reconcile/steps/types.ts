@@ -76,6 +76,8 @@ export interface ReconcileSettings {
   checkWindowMs?: number;
   /** Between two looks within the window; default 200 ms. */
   checkIntervalMs?: number;
+  /** The ingest's heartbeat coalescing window: a host is lost only that much after its missed heartbeats. */
+  heartbeatCoalesceSeconds: number;
 }
 
 export interface ReconcileDeps {
