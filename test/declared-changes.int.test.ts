@@ -1,15 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileHandler, type ReconcileEvent } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
 import { type LocalOutcome, localReconcileStarter } from '../infra/local/local-reconcile-starter.ts';
-import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/adapters/dynalite.ts';
-import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
-import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
-import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
+import type { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
+import type { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
+import type { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import { parseGroupDefinition } from '../shared/groups/compile.ts';
 import { GroupService } from '../shared/groups/group-service.ts';
 import type { GroupDocument } from '../shared/groups/group-state.ts';
-import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
 import type { DesiredHostState, GroupDefinition, Rollout } from '../shared/groups/model.ts';
 import type {
   DocumentStore,
@@ -19,11 +17,10 @@ import type {
   LaunchRequest,
   StatePublisher,
 } from '../shared/groups/ports.ts';
-import { ensureHostRegistered } from '../shared/host-registration.ts';
-import { retireHost } from '../shared/hosts/host-commands.ts';
 import type { HostStatus } from '../shared/schemas.ts';
+import { registeringProvisioner, useDynaliteStores } from './support/dynalite-stores.ts';
 import { report } from './support/host-reports.ts';
-import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.ts';
+import { RecordingReconcileStarter } from './support/memory-stores.ts';
 
 /*
  * As test/reconcile.int.test.ts: the synthesized state machine runs in aws-local-stepfunctions against the real
@@ -31,35 +28,14 @@ import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.t
  * Here: a definition's version change on a running group rolls out, and a rollback keeps to the budget.
  */
 
-let dynamo: RunningDynalite;
-let client: ReturnType<typeof dynamoClient>;
+const stores = useDynaliteStores();
 let events: DynamoEventStore;
 let hosts: DynamoHostStore;
 let documents: DynamoDocumentStore;
 
-beforeAll(async () => {
-  dynamo = await startDynalite();
-  client = dynamoClient(dynamo.endpoint);
-  events = new DynamoEventStore({ client, tableName: dynamo.tables.events });
-  hosts = new DynamoHostStore({ client, tableName: dynamo.tables.hosts });
-  documents = new DynamoDocumentStore({ client, tableName: dynamo.tables.documents as string });
+beforeAll(() => {
+  ({ events, hosts, documents } = stores);
 });
-
-afterAll(async () => {
-  client?.destroy();
-  await dynamo?.stop();
-});
-
-function testProvisioner(now: () => Date): HostProvisioner {
-  return {
-    async prepare(host) {
-      await ensureHostRegistered({ events, hosts, cipher: new FakeCipher() }, host, () => 'secret', now());
-      return `/fleetfold/test/${host.hostId}`;
-    },
-    bind: async () => {},
-    revoke: (hostId) => retireHost({ events, hosts, now }, hostId, 'secret revoked').then(() => {}),
-  };
-}
 
 class Fleet implements FleetPort {
   readonly #instances = new Map<
@@ -203,7 +179,7 @@ function harness(failsOn?: (state: DesiredHostState) => boolean) {
     hosts,
     documents: documents as DocumentStore,
     fleet,
-    provisioner: testProvisioner(now),
+    provisioner: registeringProvisioner({ events, hosts }, now),
     publisher: hostsDouble,
     plans: new DocumentPlanStore({ documents }),
     settings: { pollSeconds: 0, heartbeatCoalesceSeconds: 0 },

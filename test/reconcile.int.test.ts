@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createReconcileHandler, type ReconcileEvent } from '../functions/reconcile/handler.ts';
 import { DocumentPlanStore } from '../functions/reconcile/plan-store.ts';
 import { MAX_ROLLOUT_PASSES } from '../functions/reconcile/steps/finish.ts';
@@ -7,16 +7,14 @@ import {
   type LocalReconcileStarter,
   localReconcileStarter,
 } from '../infra/local/local-reconcile-starter.ts';
-import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/adapters/dynalite.ts';
-import { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
-import { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
-import { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
+import type { DynamoDocumentStore } from '../shared/adapters/dynamo-document-store.ts';
+import type { DynamoEventStore } from '../shared/adapters/dynamo-event-store.ts';
+import type { DynamoHostStore } from '../shared/adapters/dynamo-host-store.ts';
 import { hostStream } from '../shared/events.ts';
 import type { BroadcastTarget } from '../shared/groups/broadcast.ts';
 import { parseGroupDefinition } from '../shared/groups/compile.ts';
 import { type GroupEvent, groupStream } from '../shared/groups/events.ts';
 import { GroupService } from '../shared/groups/group-service.ts';
-import type { HostProvisioner } from '../shared/groups/host-provisioning.ts';
 import type { DesiredHostState, GroupDefinition, Rollout } from '../shared/groups/model.ts';
 import type {
   DocumentStore,
@@ -27,11 +25,10 @@ import type {
   ReconcileStarter,
   StatePublisher,
 } from '../shared/groups/ports.ts';
-import { ensureHostRegistered } from '../shared/host-registration.ts';
-import { retireHost } from '../shared/hosts/host-commands.ts';
 import type { HostStatus } from '../shared/schemas.ts';
+import { registeringProvisioner, useDynaliteStores } from './support/dynalite-stores.ts';
 import { report } from './support/host-reports.ts';
-import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.ts';
+import { RecordingReconcileStarter } from './support/memory-stores.ts';
 
 /*
  * The real ASL (as CDK synthesizes it) runs in aws-local-stepfunctions against the real reconcile handler,
@@ -40,36 +37,14 @@ import { FakeCipher, RecordingReconcileStarter } from './support/memory-stores.t
  * report the state they were sent (or fail on a version the test marks bad) by saving their projection.
  */
 
-let dynamo: RunningDynalite;
-let client: ReturnType<typeof dynamoClient>;
+const stores = useDynaliteStores();
 let events: DynamoEventStore;
 let hosts: DynamoHostStore;
 let documents: DynamoDocumentStore;
 
-beforeAll(async () => {
-  dynamo = await startDynalite();
-  client = dynamoClient(dynamo.endpoint);
-  events = new DynamoEventStore({ client, tableName: dynamo.tables.events });
-  hosts = new DynamoHostStore({ client, tableName: dynamo.tables.hosts });
-  documents = new DynamoDocumentStore({ client, tableName: dynamo.tables.documents as string });
+beforeAll(() => {
+  ({ events, hosts, documents } = stores);
 });
-
-afterAll(async () => {
-  client?.destroy();
-  await dynamo?.stop();
-});
-
-/** Registers a host as the api does (its stream and its projection), with a secret nobody reads here. */
-function testProvisioner(now: () => Date): HostProvisioner {
-  return {
-    async prepare(host) {
-      await ensureHostRegistered({ events, hosts, cipher: new FakeCipher() }, host, () => 'secret', now());
-      return `/fleetfold/test/${host.hostId}`;
-    },
-    bind: async () => {},
-    revoke: (hostId) => retireHost({ events, hosts, now }, hostId, 'secret revoked').then(() => {}),
-  };
-}
 
 /** EC2 as the FleetPort contract describes it: idempotent per (host, state version); every call recorded. */
 class RecordingFleet implements FleetPort {
@@ -274,7 +249,7 @@ function harness(
     hosts,
     documents: documents as DocumentStore,
     fleet,
-    provisioner: testProvisioner(now),
+    provisioner: registeringProvisioner({ events, hosts }, now),
     publisher: hostsDouble,
     plans: new DocumentPlanStore({ documents }),
     settings: { pollSeconds: 0, heartbeatCoalesceSeconds: 0 },

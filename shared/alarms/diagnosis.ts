@@ -9,7 +9,7 @@
 import { hostStream, type RecordedEvent, type StateObserved } from '../events.ts';
 import type { CompiledGroup } from '../groups/model.ts';
 import type { EventStore, HostRecord, HostStore } from '../ports.ts';
-import type { Diagnosis, HostDiagnosis, SnapshotSummary } from './diagnosis-types.ts';
+import type { Diagnosis, HostDiagnosis } from './diagnosis-types.ts';
 
 export type { Diagnosis, HostDiagnosis, SnapshotSummary } from './diagnosis-types.ts';
 

@@ -3,21 +3,14 @@
  * language; the compiler, printer and evaluator live beside this file.
  */
 
-export const RULE_CHANNELS = ['voice', 'sms', 'mms', 'video'] as const;
+import { CHANNELS, HOST_STATUSES } from '../schemas.ts';
+
+/** The channels a host reports sessions on (the snapshot's own list). */
+export const RULE_CHANNELS = CHANNELS;
 export type RuleChannel = (typeof RULE_CHANNELS)[number];
 
-/** What the monitor can say of a host; wider than what an agent reports (lost and degraded are judged). */
-export const RULE_HOST_STATUSES = [
-  'pending',
-  'booting',
-  'running',
-  'draining',
-  'stopping',
-  'stopped',
-  'failed',
-  'lost',
-  'degraded',
-] as const;
+/** What the monitor can say of a host: the host record's statuses, wider than what an agent reports. */
+export const RULE_HOST_STATUSES = HOST_STATUSES;
 
 export const RULE_SERVICE_STATUSES = ['starting', 'running', 'stopped', 'failed', 'missing'] as const;
 
