@@ -1,5 +1,6 @@
 import { benchBundles } from './bundles.ts';
 import { benchConvergence } from './convergence.ts';
+import { benchDeathToReplacement } from './death-to-replacement.ts';
 import { run as benchDispatch } from './dispatch.ts';
 import { benchIngestThroughput } from './ingest-throughput.ts';
 import { benchMonitorTick } from './monitor-tick.ts';
@@ -17,6 +18,7 @@ const benches: Record<string, () => Promise<void>> = {
   convergence: () => benchConvergence(),
   'partition-skew': () => benchPartitionSkew(),
   'monitor-tick': () => benchMonitorTick(),
+  'death-to-replacement': () => benchDeathToReplacement(),
 };
 
 const only = process.argv.slice(2);
