@@ -52,6 +52,18 @@ export interface Alarm {
   diagnosis?: Diagnosis;
 }
 
+/** A rule's scale(<hostType>, …): what the monitor asks the group's stream to record. */
+export interface ScaleRequest {
+  hostType: string;
+  /** A step (+1, -2) or a count (3). */
+  delta?: number;
+  count?: number;
+  rule: string;
+  /** `${ruleId}#scale:${hostType}`: once per episode of the rule, per host type it scales. */
+  episode: string;
+  because: string;
+}
+
 export type GroupCommand =
   | {
       type: 'Define';
@@ -76,17 +88,7 @@ export type GroupCommand =
   | { type: 'AdoptRollout'; rolloutId: string; rolloutVersion: number; at: Date }
   | ({ type: 'RaiseAlarm'; at: Date } & Alarm)
   | { type: 'ClearAlarm'; episode: string; at: Date }
-  | {
-      type: 'Scale';
-      hostType: string;
-      /** A step (+1, -2) or a count (3). */
-      delta?: number;
-      count?: number;
-      rule: string;
-      episode: string;
-      because: string;
-      at: Date;
-    }
+  | ({ type: 'Scale'; at: Date } & ScaleRequest)
   | { type: 'EndScaleEpisode'; episode: string; at: Date };
 
 export type GroupOutcome =

@@ -24,6 +24,7 @@ import {
   type GroupContext,
   type GroupOutcome,
   groupDecider,
+  type ScaleRequest,
 } from './group-decider.ts';
 import { documentOf, type GroupDocument, type GroupState, stateOfDocument } from './group-state.ts';
 import type { RolloutStatus } from './model.ts';
@@ -188,14 +189,7 @@ export async function clearAlarm(
 export async function scaleGroup(
   deps: GroupStreamDeps,
   group: string,
-  request: {
-    hostType: string;
-    delta?: number;
-    count?: number;
-    rule: string;
-    episode: string;
-    because: string;
-  },
+  request: ScaleRequest,
 ): Promise<{ scaled?: { from: number; to: number } }> {
   const { outcome } = await runGroupCommand(
     deps,

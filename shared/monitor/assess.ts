@@ -5,6 +5,7 @@
  * subject and the group's stream has no open alarm of it, and it clears on the first tick the rule no longer
  * fires for that subject. Pure and deterministic; it never throws.
  */
+import type { ScaleRequest } from '../groups/group-decider.ts';
 import type { GroupDocument } from '../groups/group-state.ts';
 import type { Lease } from '../reconcile/lease.ts';
 import type { Firing, RuleAction, RuleActionKind, RuleContext } from '../rules/types.ts';
@@ -44,15 +45,7 @@ export interface RuleAlarm {
 }
 
 /** A rule's scale(<hostType>, …) as the monitor records it (shared/groups/group-stream.ts scaleGroup). */
-export interface RuleScale {
-  hostType: string;
-  delta?: number;
-  count?: number;
-  rule: string;
-  /** `${ruleId}#scale:${hostType}`: once per episode of the rule, per host type it scales. */
-  episode: string;
-  because: string;
-}
+export type RuleScale = ScaleRequest;
 
 export interface Assessment {
   reconcile?: { reason: string };
