@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type BandThresholds, DEFAULT_BANDS, splitMetrics } from '../shared/metrics.ts';
 import { MachineState } from '../shared/schemas.ts';
+import type { CdnUpload } from './cdn-upload.ts';
 import { decidePost, type LastPost } from './change-detector.ts';
 import type { FactSource } from './facts/source.ts';
 import { SnapshotSequence } from './sequence.ts';
@@ -22,6 +23,8 @@ export interface HostAgentOptions {
   secret: string;
   bucket: string;
   s3: S3Client;
+  /** Snapshots go through the CloudFront distribution (signed policy) instead of straight to S3. */
+  cdn?: CdnUpload;
   factSource: FactSource;
   /** Where the sequence file lives; required unless `sequence` is given. */
   stateDir?: string;
@@ -72,6 +75,7 @@ export class HostAgent {
       hostId: options.hostId,
       secret: options.secret,
       sequence,
+      ...(options.cdn ? { cdn: options.cdn } : {}),
       clock: this.#clock,
       ...options.retry,
       onPosted: (posted) => this.#posted(posted),

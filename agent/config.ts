@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_INBOX_IDLE_SECONDS as COST_MODEL_INBOX_IDLE_SECONDS } from '../shared/cost/model.ts';
 import { type BandThresholds, DEFAULT_BANDS, parseThresholds } from '../shared/metrics.ts';
 import { Name } from '../shared/schemas.ts';
 import { hashToUint32 } from './facts/simulated.ts';
@@ -36,6 +37,8 @@ export interface AgentConfig {
   inbox?: InboxConfig;
   /** EC2 mode: the hook run per changed service (FLEETFOLD_APPLY_COMMAND). */
   applyCommand?: string;
+  /** Snapshots through the CloudFront distribution: FLEETFOLD_UPLOAD_URL and FLEETFOLD_UPLOAD_GRANT_FILE. */
+  upload?: { url: string; grantFile: string };
 }
 
 export interface InboxConfig {
@@ -45,6 +48,29 @@ export interface InboxConfig {
   publicKeyPem: string;
   /** EC2 only: a VPC or FIPS endpoint for SQS. Local mode takes the endpoint from the queue URL. */
   sqsEndpoint?: string;
+  /** FLEETFOLD_INBOX_IDLE_SECONDS: the pause after an empty long poll (see shared/cost/model.ts). */
+  idleSeconds?: number;
+}
+
+/**
+ * On EC2 a 20 s pause after each empty 20 s long poll halves the SQS bill of the inbox (about $26 a month
+ * per 1,000 hosts instead of $53) and delays a state by at most 20 s (p99 about 19.6 s). Local hosts are
+ * watched by a person and cost nothing: they poll back to back.
+ */
+export const DEFAULT_INBOX_IDLE_SECONDS: Readonly<Record<AgentMode, number>> = {
+  ec2: COST_MODEL_INBOX_IDLE_SECONDS,
+  local: 0,
+};
+const MAX_INBOX_IDLE_SECONDS = 900;
+
+export function parseInboxIdleSeconds(text: string | undefined, mode: AgentMode): number {
+  if (text === undefined) return DEFAULT_INBOX_IDLE_SECONDS[mode];
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || value > MAX_INBOX_IDLE_SECONDS)
+    throw new ConfigError(
+      `FLEETFOLD_INBOX_IDLE_SECONDS must be a number of seconds from 0 to ${MAX_INBOX_IDLE_SECONDS}, got "${text}"`,
+    );
+  return value;
 }
 
 /** Where the snapshot secret comes from: given (env or file), or an SSM parameter read at boot (EC2). */
@@ -188,6 +214,7 @@ export function loadBootConfig(
 
   const inbox = readInbox(mode, get, readText);
   const applyCommand = get('FLEETFOLD_APPLY_COMMAND');
+  const upload = readUpload(get);
 
   return {
     mode,
@@ -215,6 +242,7 @@ export function loadBootConfig(
     ...(get('FLEETFOLD_IMDS_URL') ? { imdsUrl: get('FLEETFOLD_IMDS_URL') } : {}),
     ...(inbox ? { inbox } : {}),
     ...(applyCommand ? { applyCommand } : {}),
+    ...(upload ? { upload } : {}),
   };
 }
 
@@ -275,5 +303,26 @@ function readInbox(
     queue: url ? { url } : { name: name as string },
     publicKeyPem,
     ...(sqsEndpoint ? { sqsEndpoint } : {}),
+    idleSeconds: parseInboxIdleSeconds(get('FLEETFOLD_INBOX_IDLE_SECONDS'), mode),
   };
+}
+
+/** Both the distribution's URL and the grant, or neither (then snapshots go to S3 directly). */
+function readUpload(get: (name: string) => string | undefined): AgentConfig['upload'] {
+  const url = get('FLEETFOLD_UPLOAD_URL');
+  const grantFile = get('FLEETFOLD_UPLOAD_GRANT_FILE');
+  if (!url && !grantFile) return undefined;
+  if (!url) throw new ConfigError('FLEETFOLD_UPLOAD_URL is not set, but FLEETFOLD_UPLOAD_GRANT_FILE is');
+  if (!grantFile)
+    throw new ConfigError('FLEETFOLD_UPLOAD_GRANT_FILE is not set, but FLEETFOLD_UPLOAD_URL is');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`FLEETFOLD_UPLOAD_URL="${url}" is not a URL`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new ConfigError(`FLEETFOLD_UPLOAD_URL="${url}" is not an http(s) URL`);
+  }
+  return { url: url.replace(/\/+$/, ''), grantFile };
 }

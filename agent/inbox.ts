@@ -58,6 +58,11 @@ export interface StateInboxOptions {
   broadcasts?: BroadcastReceiver;
   /** Long-poll wait; default 20 s (the SQS maximum, the fewest empty receives). */
   waitTimeSeconds?: number;
+  /**
+   * Pause after an empty receive before the next long poll; default 0. SQS bills every receive, an empty one
+   * too: a 20 s pause halves the polls, and a state published during the pause waits for the rest of it.
+   */
+  idleSeconds?: number;
   /** Backoff after a failed receive; default 1 s doubling to 30 s. */
   retry?: { baseDelayMs?: number; maxDelayMs?: number; sleep?: Sleep };
 }
@@ -115,6 +120,10 @@ export class StateInbox {
 
   /** One receive and the handling of what it brought (the loop's body; tests drive it directly). */
   async receiveOnce(signal?: AbortSignal): Promise<BatchOutcome> {
+    return this.handle(await this.#receive(signal));
+  }
+
+  async #receive(signal?: AbortSignal): Promise<Message[]> {
     const queueUrl = await this.#resolveQueueUrl(signal);
     const received = await this.#options.sqs.send(
       new ReceiveMessageCommand({
@@ -124,7 +133,7 @@ export class StateInbox {
       }),
       signal ? { abortSignal: signal } : {},
     );
-    return this.handle(received.Messages ?? []);
+    return received.Messages ?? [];
   }
 
   async handle(messages: readonly Message[]): Promise<BatchOutcome> {
@@ -257,10 +266,14 @@ export class StateInbox {
     const max = this.#options.retry?.maxDelayMs ?? 30_000;
     const sleep = this.#options.retry?.sleep ?? sleepUnlessAborted;
     let failures = 0;
+    const idleMs = (this.#options.idleSeconds ?? 0) * 1000;
     while (this.#running) {
       try {
-        await this.receiveOnce(this.#abort.signal);
+        const messages = await this.#receive(this.#abort.signal);
+        await this.handle(messages);
         failures = 0;
+        // Only after an empty receive: a batch may have company behind it, fetched at once.
+        if (messages.length === 0 && idleMs > 0) await sleep(idleMs, this.#abort.signal);
       } catch (error) {
         if (!this.#running) break;
         failures += 1;

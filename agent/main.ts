@@ -4,6 +4,7 @@ import { AppliedStateStore } from './applied-state.ts';
 import type { StateApplier } from './apply/applier.ts';
 import { Ec2Applier } from './apply/ec2-applier.ts';
 import { LocalApplier } from './apply/local-applier.ts';
+import { grantFromFile } from './cdn-upload.ts';
 import { type AgentConfig, type BootConfig, ConfigError, loadBootConfig, withSecret } from './config.ts';
 import { Ec2FactSource, ImdsClient, imdsRegion } from './facts/ec2.ts';
 import { mulberry32, SimulatedHost } from './facts/simulated.ts';
@@ -118,6 +119,9 @@ async function main(): Promise<void> {
     secret: config.secret,
     bucket: config.bucket,
     s3,
+    ...(config.upload
+      ? { cdn: { url: config.upload.url, grant: grantFromFile(config.upload.grantFile) } }
+      : {}),
     factSource: createFactSource(config, imds, runtime),
     stateDir: config.stateDir,
     heartbeatSeconds: config.heartbeatSeconds,
@@ -132,6 +136,7 @@ async function main(): Promise<void> {
         queue: config.inbox.queue,
         s3,
         publicKey: config.inbox.publicKeyPem,
+        idleSeconds: config.inbox.idleSeconds,
         applied: appliedStates,
         apply: (state) => applier.apply(state),
         onApplied: () => void agent.pollNow(),

@@ -1,4 +1,5 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { fromEnv } from '@aws-sdk/credential-provider-env';
 import type { AgentConfig, InboxConfig } from './config.ts';
 
 export function createSqsClient(config: AgentConfig, inbox: InboxConfig, region: string): SQSClient {
@@ -7,10 +8,13 @@ export function createSqsClient(config: AgentConfig, inbox: InboxConfig, region:
     return new SQSClient({
       region,
       ...(endpoint ? { endpoint } : {}),
-      // The emulator checks no signatures, but the SDK insists on signing with something.
-      credentials: { accessKeyId: 'fleetfold-local', secretAccessKey: 'fleetfold-local' },
+      // The local fleet gives each instance its own key (AWS_ACCESS_KEY_ID…), which the local cloud's SQS guard
+      // checks as IAM would; an agent started by hand against bare fauxqs signs with a placeholder.
+      credentials: () => fromEnv()().catch(() => LOCAL_PLACEHOLDER),
     });
   }
   // The default credential chain finds the instance role through IMDS.
   return new SQSClient({ region, ...(inbox.sqsEndpoint ? { endpoint: inbox.sqsEndpoint } : {}) });
 }
+
+const LOCAL_PLACEHOLDER = { accessKeyId: 'fleetfold-local', secretAccessKey: 'fleetfold-local' };

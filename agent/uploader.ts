@@ -2,6 +2,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { snapshotKey } from '../shared/keys.ts';
 import type { MachineState, Snapshot } from '../shared/schemas.ts';
 import { signSnapshot } from '../shared/signing.ts';
+import { type CdnUpload, putThroughCdn } from './cdn-upload.ts';
 import type { PostReason } from './change-detector.ts';
 
 export interface UploadRequest {
@@ -35,6 +36,8 @@ export interface SnapshotUploaderOptions {
   hostId: string;
   secret: string;
   sequence: SequenceSource;
+  /** PUT through the CloudFront distribution with a signed policy instead of to S3 with the instance role. */
+  cdn?: CdnUpload;
   clock?: () => Date;
   /** Uniform in [0, 1): the jitter. */
   random?: () => number;
@@ -194,15 +197,20 @@ export class SnapshotUploader {
     const key = snapshotKey(hostId, signed.seq);
     const signals = [this.#attemptAbort.signal, AbortSignal.timeout(this.#attemptTimeoutMs)];
     if (extraSignal) signals.push(extraSignal);
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        ContentType: 'application/json',
-        Body: JSON.stringify(signed),
-      }),
-      { abortSignal: AbortSignal.any(signals) },
-    );
+    const abortSignal = AbortSignal.any(signals);
+    if (this.#options.cdn) {
+      await putThroughCdn(this.#options.cdn, key, JSON.stringify(signed), abortSignal, now);
+    } else {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          ContentType: 'application/json',
+          Body: JSON.stringify(signed),
+        }),
+        { abortSignal },
+      );
+    }
     this.#failures = 0;
     if (this.#pending === job) this.#pending = undefined;
     const { reason, changes } = job.request;

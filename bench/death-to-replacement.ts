@@ -44,7 +44,7 @@ async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, w
 }
 
 export async function benchDeathToReplacement(): Promise<void> {
-  // The cloud's Lambdas log to stdout (EMF metric lines of the alarms that repeated crashes raise): while it
+  // The cloud's Lambdas log to stdout (the monitor's and the reconcile's JSON lines): while it
   // runs, stdout is the bench's rows' alone, so those go to stderr, and the rows are printed once it stopped.
   const rows: Parameters<typeof emit>[0][] = [];
   const log = console.log;

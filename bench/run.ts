@@ -1,5 +1,6 @@
 import { benchBundles } from './bundles.ts';
 import { benchConvergence } from './convergence.ts';
+import { benchCost } from './cost.ts';
 import { benchDeathToReplacement } from './death-to-replacement.ts';
 import { run as benchDispatch } from './dispatch.ts';
 import { benchIngestThroughput } from './ingest-throughput.ts';
@@ -19,6 +20,7 @@ const benches: Record<string, () => Promise<void>> = {
   'partition-skew': () => benchPartitionSkew(),
   'monitor-tick': () => benchMonitorTick(),
   'death-to-replacement': () => benchDeathToReplacement(),
+  cost: () => benchCost(),
 };
 
 const only = process.argv.slice(2);

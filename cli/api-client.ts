@@ -42,13 +42,18 @@ export interface ApiResult {
   text: string;
 }
 
+/** How long one request may take, answer read included, unless --timeout or FLEETFOLD_TIMEOUT says otherwise. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
 export class ApiClient {
   readonly #endpoint: Endpoint;
   readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
 
-  constructor(endpoint: Endpoint, fetchImpl: typeof fetch = fetch) {
+  constructor(endpoint: Endpoint, fetchImpl: typeof fetch = fetch, timeoutMs = DEFAULT_TIMEOUT_MS) {
     this.#endpoint = endpoint;
     this.#fetch = fetchImpl;
+    this.#timeoutMs = timeoutMs;
   }
 
   get api(): string {
@@ -73,10 +78,20 @@ export class ApiClient {
         ? { ...headers, authorization: `Bearer ${auth.token}` }
         : await signRequest({ method, url, headers, ...(body !== undefined ? { body } : {}) }, auth);
 
+    // One signal for the exchange and the answer's body: a server that sends headers and then stalls is as stuck.
+    const signal = AbortSignal.timeout(this.#timeoutMs);
     let response: Response;
+    let text: string;
     try {
-      response = await this.#fetch(url, { method, headers: sent, ...(body !== undefined ? { body } : {}) });
+      response = await this.#fetch(url, {
+        method,
+        headers: sent,
+        signal,
+        ...(body !== undefined ? { body } : {}),
+      });
+      text = await response.text();
     } catch (error) {
+      if (signal.aborted) throw this.#timedOut(method, url);
       const reason = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new ApiError({
         status: 0,
@@ -84,9 +99,17 @@ export class ApiClient {
         detail: `${method} ${url.origin}${url.pathname} failed (${reason?.code ?? reason?.message ?? (error as Error).message}); is the API at ${this.#endpoint.api} (from ${this.#endpoint.source}) running?`,
       });
     }
-    const text = await response.text();
     if (response.status >= 400) throw new ApiError(problemFrom(response, text));
     return { status: response.status, headers: response.headers, text };
+  }
+
+  #timedOut(method: string, url: URL): ApiError {
+    const seconds = this.#timeoutMs / 1000;
+    return new ApiError({
+      status: 0,
+      title: 'API timed out',
+      detail: `${method} ${url.origin}${url.pathname} had no answer within ${seconds} s (raise it with --timeout SECONDS or FLEETFOLD_TIMEOUT); is the API at ${this.#endpoint.api} (from ${this.#endpoint.source}) overloaded or stuck?`,
+    });
   }
 
   async json<T>(method: string, path: string, options: Omit<ApiRequestOptions, 'accept'> = {}) {

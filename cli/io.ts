@@ -18,8 +18,43 @@ export interface CliIo {
   fetch?: typeof fetch;
   /** Defaults to a real timer; `rollout status --watch` waits with it between polls. */
   sleep?: (milliseconds: number) => Promise<void>;
+  /** Ends `--follow` and `hosts --watch` when it aborts (tests, embedding); the launcher leaves Ctrl-C to the shell. */
+  signal?: AbortSignal;
 }
 
 export function defaultSleep(milliseconds: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, milliseconds));
+}
+
+/** Waits between polls; false when the io's signal aborted (before or during the wait): time to stop. */
+export async function pause(io: CliIo, milliseconds: number): Promise<boolean> {
+  const { signal } = io;
+  if (signal?.aborted) return false;
+  const sleep = io.sleep ?? defaultSleep;
+  if (signal === undefined) {
+    await sleep(milliseconds);
+    return true;
+  }
+  let onAbort = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  await Promise.race([sleep(milliseconds), aborted]);
+  signal.removeEventListener('abort', onAbort);
+  return !signal.aborted;
+}
+
+/**
+ * Runs `step` every `intervalMs` (first after one interval) until it says "stop" or the io's signal aborts:
+ * the one poll loop of `--follow` and `--watch`.
+ */
+export async function pollEvery(
+  io: CliIo,
+  intervalMs: number,
+  step: () => Promise<'stop' | undefined>,
+): Promise<void> {
+  while (await pause(io, intervalMs)) {
+    if ((await step()) === 'stop') return;
+  }
 }

@@ -1,8 +1,12 @@
-import { ApiError } from './api-client.ts';
+import { ApiError, DEFAULT_TIMEOUT_MS } from './api-client.ts';
 import { alarmsCommand } from './commands/alarms.ts';
 import { applyCommand } from './commands/apply.ts';
 import type { Command } from './commands/command.ts';
+import { completionCommand } from './commands/completion.ts';
+import { diffCommand } from './commands/diff.ts';
 import { groupCommand, groupsCommand, startCommand, stopCommand } from './commands/groups.ts';
+import { eventsCommand, historyCommand } from './commands/history.ts';
+import { hostCommand } from './commands/host.ts';
 import { hostsCommand } from './commands/hosts.ts';
 import { rolloutCommand } from './commands/rollout.ts';
 import { serviceCommand } from './commands/service.ts';
@@ -15,40 +19,52 @@ export const EXIT_OK = 0;
 export const EXIT_API_ERROR = 1;
 export const EXIT_USAGE = 2;
 
+/** Options that may come before the command, and whether each takes a value. */
+const LEADING_OPTIONS: Readonly<Record<string, boolean>> = {
+  '--api': true,
+  '--token': true,
+  '--timeout': true,
+  '--output': true,
+  '-o': true,
+  '--no-color': false,
+};
+
 export const COMMANDS: readonly Command[] = [
   applyCommand,
   groupsCommand,
   groupCommand,
   startCommand,
   stopCommand,
+  eventsCommand,
   hostsCommand,
+  hostCommand,
+  historyCommand,
+  diffCommand,
   rolloutCommand,
   serviceCommand,
   alarmsCommand,
+  completionCommand(() => COMMANDS, LEADING_OPTIONS),
 ];
 
-/** Options that may come before the command, and whether each takes a value. */
-const LEADING_OPTIONS: Readonly<Record<string, boolean>> = {
-  '--api': true,
-  '--token': true,
-  '--output': true,
-  '-o': true,
-};
-
 export function mainHelp(): string {
-  const width = Math.max(...COMMANDS.map((command) => command.name.length));
-  const list = COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}`).join('\n');
+  const entries = [
+    ...COMMANDS.map((command) => [command.name, command.summary] as const),
+    ['help [COMMAND]', "this help, or a command's"] as const,
+  ];
+  const width = Math.max(...entries.map(([name]) => name.length));
+  const list = entries.map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`).join('\n');
   return `Usage: fleetfold COMMAND [OPTIONS]
 
 Operates a fleetfold control plane through its API.
 
 Commands:
 ${list}
-  help [COMMAND]  this help, or a command's
 
-Every command takes --help. Read commands take -o table|json|xml.
+Every command takes --help. Read commands take -o table|json|yaml|xml.
 The API and token come from --api/--token, else FLEETFOLD_API/FLEETFOLD_TOKEN, else .fleetfold/endpoints.json
-(written by "npm start"; $FLEETFOLD_STATE_DIR/endpoints.json when that is set).
+(written by "npm start"; $FLEETFOLD_STATE_DIR/endpoints.json when that is set). A request gives up after
+--timeout seconds (default: FLEETFOLD_TIMEOUT, else ${DEFAULT_TIMEOUT_MS / 1000}). Colour only on a terminal, and not with --no-color
+or NO_COLOR set.
 
 Exit codes: 0 success, 1 the API refused or could not be reached, 2 usage error.
 `;
@@ -68,7 +84,7 @@ export function splitCommand(argv: readonly string[]): { name: string | undefine
     const [flag] = arg.split('=', 1) as [string];
     if (!(flag in LEADING_OPTIONS)) {
       throw new UsageError(
-        `unknown option ${arg} before the command (only --api, --token and --output may come first)`,
+        `unknown option ${arg} before the command (only ${Object.keys(LEADING_OPTIONS).join(', ')} may come first)`,
       );
     }
     if (LEADING_OPTIONS[flag] && !arg.includes('=')) index += 1;

@@ -13,10 +13,15 @@ export class UsageError extends Error {
 
 export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
 
-/** Options every command takes: where the API is, how to authenticate, and the help flag. */
+/**
+ * Options every command takes: where the API is, how to authenticate, how long to wait for it, whether to
+ * colour, and the help flag.
+ */
 export const CONNECTION_OPTIONS = {
   api: { type: 'string' },
   token: { type: 'string' },
+  timeout: { type: 'string' },
+  'no-color': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies OptionSpecs;
 
@@ -26,12 +31,31 @@ export const OUTPUT_OPTIONS = {
   output: { type: 'string', short: 'o' },
 } as const satisfies OptionSpecs;
 
-export type OutputFormat = 'table' | 'json' | 'xml';
+export const OUTPUT_FORMATS = ['table', 'json', 'yaml', 'xml'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export function outputFormat(value: string | undefined, command: string): OutputFormat {
   if (value === undefined) return 'table';
-  if (value === 'table' || value === 'json' || value === 'xml') return value;
-  throw new UsageError(`--output must be table, json or xml, got "${value}"`, command);
+  if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as OutputFormat;
+  throw new UsageError(`--output must be table, json, yaml or xml, got "${value}"`, command);
+}
+
+/** A positive number of seconds (fractions allowed: `--interval 0.5`), as milliseconds. */
+export function secondsOption(value: string, flag: string, command?: string): number {
+  const seconds = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!(seconds > 0) || !Number.isFinite(seconds)) {
+    throw new UsageError(`${flag} must be a positive number of seconds, got "${value}"`, command);
+  }
+  return Math.round(seconds * 1000);
+}
+
+/** A whole number ≥ 1 (a stream version, a count). */
+export function positiveIntegerOption(value: string, flag: string, command?: string): number {
+  const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < 1) {
+    throw new UsageError(`${flag} must be a whole number of at least 1, got "${value}"`, command);
+  }
+  return number;
 }
 
 /** parseArgs in strict mode, its errors turned into usage errors naming the command. */

@@ -40,10 +40,12 @@ export function buildApp(options: BuildAppOptions = {}): { app: App; stack: Flee
   const hostImageId = contextString(app, 'hostImageId');
   const alarmEmail = contextString(app, 'alarmEmail');
   const monitorRateMinutes = contextNumber(app, 'monitorRateMinutes');
+  const uploadSigningKeyParameter = contextString(app, 'uploadSigningKeyParameter');
 
   const stack = new FleetfoldStack(app, STACK_NAME, {
     description: 'fleetfold: event-sourced control plane for a fleet of hosts',
     uploadPublicKeyPem,
+    ...(uploadSigningKeyParameter === undefined ? {} : { uploadSigningKeyParameter }),
     ...(shards === undefined ? {} : { stateTopicShards: shards }),
     ...(agentArtifactUrl === undefined ? {} : { agentArtifactUrl }),
     ...(subnetIds.length ? { hostSubnetIds: subnetIds } : {}),

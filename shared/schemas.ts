@@ -43,7 +43,27 @@ export const Name = z
     ),
   );
 
-const Version = z.string().check(z.minLength(1), z.maxLength(64));
+/**
+ * Versions and config keys reach hosts' shells, unit names, file paths and XML: only a safe grammar passes —
+ * letters, digits and `._+-~`, starting with a letter or digit (semver with pre-release and build parts fits).
+ * Anything else (`$(rm -rf /)`, spaces, quotes, slashes, a leading `-` that reads as a flag) is refused.
+ */
+export const SAFE_TOKEN = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
+export const SAFE_TOKEN_RULE = 'letters, digits, ".", "_", "+", "-" or "~", starting with a letter or digit';
+
+const safeToken = (what: string, max: number) =>
+  z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : `expected ${what}`) })
+    .check(
+      z.minLength(1, `${what} must not be empty`),
+      z.maxLength(max, `${what} of at most ${max} characters`),
+      z.regex(SAFE_TOKEN, `${what} of ${SAFE_TOKEN_RULE}`),
+    );
+
+/** A service version: semver, or dotted numbers, or any other safe token. */
+export const Version = safeToken('a version', 64);
+/** A service's config key (e.g. `sip.port`). */
+export const ConfigKey = safeToken('a config key', 256);
 const count = () => z.int().check(z.minimum(0));
 
 export const ServiceInstance = z.strictObject({
@@ -67,6 +87,9 @@ export const MetricBands = z.strictObject({
 });
 export type MetricBands = z.infer<typeof MetricBands>;
 
+/** Addresses end up in firewall rules (events/xslt/firewall.xsl) and upstream lists: an address and nothing else. */
+const IpAddress = z.union([z.ipv4(), z.ipv6()], { error: 'expected an IPv4 or IPv6 address' });
+
 /** What a host is and runs, as the host observes it. Raw load and session counts ride along as metrics. */
 export const MachineState = z.strictObject({
   status: ReportedHostStatus,
@@ -74,8 +97,8 @@ export const MachineState = z.strictObject({
   hostType: Name,
   roles: z.array(Name).check(z.minLength(1), z.maxLength(16)),
   ips: z.strictObject({
-    internal: z.optional(z.string().check(z.maxLength(64))),
-    external: z.optional(z.string().check(z.maxLength(64))),
+    internal: z.optional(IpAddress),
+    external: z.optional(IpAddress),
   }),
   capacity: z.strictObject({
     /** Concurrent sessions the host can carry, per channel it serves. */
@@ -85,7 +108,7 @@ export const MachineState = z.strictObject({
   }),
   config: z.strictObject({
     version: z.optional(Version),
-    values: z._default(z.record(z.string().check(z.maxLength(256)), z.string().check(z.maxLength(4096))), {}),
+    values: z._default(z.record(ConfigKey, z.string().check(z.maxLength(4096))), {}),
   }),
   software: z._default(z.record(Name, ServiceInstance), {}),
   operational: z.strictObject({

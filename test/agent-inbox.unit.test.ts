@@ -371,7 +371,11 @@ describe('loadConfig: the inbox', () => {
       },
       files(signer.publicKeyPem),
     );
-    expect(config.inbox).toEqual({ queue: { url: QUEUE_URL }, publicKeyPem: signer.publicKeyPem });
+    expect(config.inbox).toEqual({
+      queue: { url: QUEUE_URL },
+      publicKeyPem: signer.publicKeyPem,
+      idleSeconds: 0,
+    });
   });
 
   it('accepts a queue name and an inline key (newlines escaped) on EC2, and the apply command', () => {

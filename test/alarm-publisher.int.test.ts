@@ -42,7 +42,7 @@ describe('SnsAlarmPublisher on fauxqs, and the local alarm printer', () => {
     const first = await ensureAlarmTopic(sns, sqs);
     // Every start runs it again: the same topic and queue, and still one subscription.
     expect(await ensureAlarmTopic(sns, sqs)).toEqual(first);
-    const publisher = new SnsAlarmPublisher({ sns, topicArn: first.topicArn, log: () => {} });
+    const publisher = new SnsAlarmPublisher({ sns, topicArn: first.topicArn });
     await publisher.publish(alarm('one'));
 
     const received = await sqs.send(
@@ -65,7 +65,7 @@ describe('SnsAlarmPublisher on fauxqs, and the local alarm printer', () => {
     const lines: string[] = [];
     const printer = startAlarmPrinter({ sqs, queueUrl, print: (line) => lines.push(line), waitSeconds: 1 });
     try {
-      await new SnsAlarmPublisher({ sns, topicArn, log: () => {} }).publish(alarm('two'));
+      await new SnsAlarmPublisher({ sns, topicArn }).publish(alarm('two'));
       const deadline = Date.now() + 10_000;
       while (!lines.some((line) => line.includes('within 10 minutes')) && Date.now() < deadline)
         await new Promise((resolve) => setTimeout(resolve, 100));

@@ -381,15 +381,9 @@ describe('SnsAlarmPublisher', () => {
     },
   };
 
-  it('publishes a subject, a readable text followed by the JSON, and attributes to filter on; logs one EMF datapoint', async () => {
+  it('publishes a subject, a readable text followed by the JSON, and attributes to filter on', async () => {
     sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
-    const lines: string[] = [];
-    const publisher = new SnsAlarmPublisher({
-      sns: new SNSClient({ region: 'eu-west-1' }),
-      topicArn,
-      log: (line) => lines.push(line),
-      clock: () => AT,
-    });
+    const publisher = new SnsAlarmPublisher({ sns: new SNSClient({ region: 'eu-west-1' }), topicArn });
     await publisher.publish(published);
     const calls = sns.commandCalls(PublishCommand);
     expect(calls).toHaveLength(1);
@@ -409,23 +403,6 @@ describe('SnsAlarmPublisher', () => {
     expect(message).toContain('  demo-media-1 (media): failed, told state 7; media 2.0 failed');
     expect(message).toContain('Dependency chain: media → call-router → db');
     expect(alarmOfMessage(message)).toEqual(published);
-    expect(lines.map((line) => JSON.parse(line))).toEqual([
-      {
-        _aws: {
-          Timestamp: AT.getTime(),
-          CloudWatchMetrics: [
-            {
-              Namespace: 'fleetfold',
-              Dimensions: [['group', 'alarm']],
-              Metrics: [{ Name: 'AlarmsRaised', Unit: 'Count' }],
-            },
-          ],
-        },
-        group: 'demo',
-        alarm: 'repeated-host-failures',
-        AlarmsRaised: 1,
-      },
-    ]);
   });
 
   it('cuts a long subject to 100 characters and keeps line breaks out of it', () => {

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadApiConfig } from '../functions/api/config.ts';
 import { type ApiDeps, createApiHandler } from '../functions/api/handler.ts';
+import { generatedDocuments } from '../functions/api/openapi.ts';
 import { runCommand } from '../shared/command/runner.ts';
 import { diff } from '../shared/diff.ts';
 import { NotFoundError } from '../shared/errors.ts';
@@ -100,6 +101,7 @@ beforeEach(() => {
     now: () => NOW,
     newSecret: () => `secret-${++counter}`,
     newId: () => `id${++counter}`,
+    published: generatedDocuments(),
   };
   handle = createApiHandler(deps);
 });
@@ -300,6 +302,7 @@ describe('POST /hosts', () => {
       now: () => NOW,
       newSecret: () => 's',
       newId: () => 'i',
+      published: generatedDocuments(),
     });
     const again = await register({ hostId: 'cr-1', group: 'edge', hostType: 'cr', roles: ['call-router'] });
     expect(expectProblem(again, 409).detail).toBe('host cr-1 exists');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../cli/io.ts';
 import { run } from '../cli/main.ts';
 import { type ApiDeps, createApiHandler } from '../functions/api/handler.ts';
+import { generatedDocuments } from '../functions/api/openapi.ts';
 import { type ApiServer, startApiServer } from '../infra/local/api-server.ts';
 import type { Rollout } from '../shared/groups/model.ts';
 import { commandRollout } from '../shared/rollouts/rollout-service.ts';
@@ -46,6 +47,7 @@ beforeAll(async () => {
     now: () => new Date(),
     newSecret: () => 'secret',
     newId: () => `id${++ids}`,
+    published: generatedDocuments(),
   };
   server = await startApiServer({ handler: createApiHandler(deps), token: TOKEN });
   // More hosts than the API's largest page, so listing must follow the cursor.

@@ -98,7 +98,7 @@ describe('fleetfold command line', () => {
     [['--bogus', 'hosts'], 'unknown option --bogus'],
     [['hosts', '--bogus'], "Unknown option '--bogus'"],
     [['hosts', 'extra'], 'expected no arguments, got "extra"'],
-    [['hosts', '--output', 'yaml'], '--output must be table, json or xml, got "yaml"'],
+    [['hosts', '--output', 'toml'], '--output must be table, json, yaml or xml, got "toml"'],
     [['hosts', '--version', '1.0'], '--version needs --service'],
     [['hosts', '--role'], "Option '--role <value>' argument missing"],
     [['group'], 'expected NAME, got none'],

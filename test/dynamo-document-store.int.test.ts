@@ -5,6 +5,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiEvent, createApiHandler } from '../functions/api/handler.ts';
+import { generatedDocuments } from '../functions/api/openapi.ts';
 import { buildApiDeps } from '../functions/wiring.ts';
 import { capacityMeter } from '../shared/adapters/capacity.ts';
 import { dynamoClient, type RunningDynalite, startDynalite } from '../shared/adapters/dynalite.ts';
@@ -416,6 +417,7 @@ describe('groups and rollouts API on DynamoDB', () => {
         cipher: new FakeCipher(),
         reconcile: new RecordingReconcileStarter(),
         onCapacity: meter.onCapacity,
+        published: generatedDocuments(),
       }),
     );
     const call = async (method: string, path: string, body?: string, contentType = 'application/json') => {

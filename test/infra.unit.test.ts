@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
@@ -11,8 +11,15 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTE_TABLE } from '../functions/api/route-table.ts';
 import { buildApp } from '../infra/build-app.ts';
-import { type FleetfoldStack, INGEST_SETTINGS } from '../infra/stacks/fleetfold-stack.ts';
+import {
+  AGENT_ARTIFACT_KEY,
+  AGENT_ARTIFACT_PREFIX,
+  DEFAULT_HOST_IMAGE_PARAMETER,
+  type FleetfoldStack,
+  INGEST_SETTINGS,
+} from '../infra/stacks/fleetfold-stack.ts';
 import { DOCUMENTS_TABLE, EVENTS_TABLE, HOSTS_TABLE } from '../shared/adapters/table-schemas.ts';
 
 /*
@@ -313,6 +320,8 @@ describe('functions', () => {
     HOSTS_TABLE: { Ref: logicalId(stack.tables.hosts) },
     SECRETS_KEY_ID: arnOf(stack.secretsKey.key),
     NODE_OPTIONS: '--enable-source-maps',
+    POWERTOOLS_SERVICE_NAME: 'fleetfold',
+    POWERTOOLS_METRICS_NAMESPACE: 'fleetfold',
   });
 
   it('runs ingest on arm64 Node 24 with its settings and resource names', () => {
@@ -351,6 +360,9 @@ describe('functions', () => {
     for (const fn of [stack.ingest, stack.api]) {
       expect(resources[logicalId(fn.function)].Properties.LoggingConfig).toEqual({
         LogGroup: { Ref: logicalId(fn.logGroup) },
+        LogFormat: 'JSON',
+        ApplicationLogLevel: 'INFO',
+        SystemLogLevel: 'WARN',
       });
       expect(resources[logicalId(fn.logGroup)].Properties.RetentionInDays).toBe(30);
     }
@@ -396,7 +408,7 @@ describe('control API', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
       Properties: { AuthorizationType: string; RequestValidatorId: unknown };
     }[];
-    expect(methods).toHaveLength(25);
+    expect(methods).toHaveLength(ROUTE_TABLE.length);
     for (const method of methods) {
       expect(method.Properties.AuthorizationType).toBe('AWS_IAM');
       expect(method.Properties.RequestValidatorId).toBeDefined();
@@ -407,19 +419,18 @@ describe('control API', () => {
     });
   });
 
-  it('routes the hosts, groups, rollouts and alarms resources to the api function', () => {
+  it('routes every resource of the route table to the api function', () => {
+    // test/openapi.test.ts checks each route has its own method; here the whole stack's resources match the table.
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (resource) => (resource as { Properties: { PathPart: string } }).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(
-      [
-        ...['hosts', '{id}', 'history', 'state', 'diff', 'desired', 'drift'],
-        ...['groups', '{name}', 'history', 'start', 'stop', 'rollouts'],
-        ...['services', '{service}', 'stop', 'start'],
-        ...['rollouts', '{id}', 'pause', 'resume', 'abort', 'revert'],
-        'alarms',
-      ].sort(),
+    const prefixes = new Set(
+      ROUTE_TABLE.flatMap((route) => {
+        const parts = route.path.split('/').filter(Boolean);
+        return parts.map((_, index) => parts.slice(0, index + 1).join('/'));
+      }),
     );
+    expect(paths.sort()).toEqual([...prefixes].map((prefix) => prefix.split('/').at(-1)).sort());
     template.allResourcesProperties('AWS::ApiGateway::Method', {
       Integration: {
         Type: 'AWS_PROXY',
@@ -724,12 +735,34 @@ describe('reconcile function', () => {
     });
   });
 
-  it('launches nothing into subnets or security groups the operator did not name', () => {
+  it('launches nothing into subnets or security groups the operator did not name, on current AL2023 arm64', () => {
     const variables = template.toJSON().Resources[logicalId(stack.reconcile.function)].Properties.Environment
       .Variables as Record<string, unknown>;
     expect(variables).not.toHaveProperty('SUBNET_IDS');
     expect(variables).not.toHaveProperty('SECURITY_GROUP_IDS');
-    expect(variables).not.toHaveProperty('DEFAULT_IMAGE');
+    // The public SSM parameter of the latest Amazon Linux 2023 arm64 AMI, resolved at each deploy.
+    const image = (variables.DEFAULT_IMAGE as { Ref: string }).Ref;
+    expect(template.toJSON().Parameters[image]).toEqual({
+      Type: 'AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>',
+      Default: DEFAULT_HOST_IMAGE_PARAMETER,
+    });
+  });
+
+  it('uploads the agent artifact, built at synth, to the default agentArtifactUrl', () => {
+    const [deployment, ...others] = Object.values(template.findResources('Custom::CDKBucketDeployment'));
+    expect(others).toEqual([]);
+    expect(deployment?.Properties).toMatchObject({
+      DestinationBucketName: { Ref: logicalId(stack.snapshots.bucket) },
+      DestinationBucketKeyPrefix: AGENT_ARTIFACT_PREFIX,
+      Prune: false,
+    });
+    // The zip CDK uploads holds the tar.gz alone; the deployment extracts it to agent/fleetfold-agent.tar.gz.
+    const [zip] = (deployment?.Properties.SourceObjectKeys ?? []) as string[];
+    const staged = path.join(outdir, `asset.${zip?.replace(/\.zip$/, '')}`);
+    expect(readdirSync(staged)).toEqual([path.basename(AGENT_ARTIFACT_KEY)]);
+    expect(stack.agentArtifact?.artifact?.bytes).toBe(
+      statSync(path.join(staged, 'fleetfold-agent.tar.gz')).size,
+    );
   });
 
   it('may pass only the host role, only to EC2, and encrypt and decrypt host secrets', () => {
@@ -814,6 +847,7 @@ describe('deploy-time context', () => {
     const url = 's3://artifacts-bucket/fleetfold/agent-1.2.tar.gz';
     const custom = built({ agentArtifactUrl: url });
     expect(environmentOf(custom).AGENT_ARTIFACT_URL).toBe(url);
+    expect(custom.agentArtifact).toBeUndefined();
     const reads = hostStatementsOf(custom).filter((s) => s.Sid?.startsWith('ReadAgentArtifact'));
     expect(reads).toEqual([
       expect.objectContaining({

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CopyObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent, S3Event, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -51,6 +53,8 @@ async function until(condition: () => boolean, timeoutMs: number): Promise<void>
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+const execFileAsync = promisify(execFile);
 
 describe('emulators', () => {
   it('create the bucket, the ingest queue and its DLQ with a redrive policy', () => {
@@ -331,6 +335,57 @@ describe('API server', () => {
     });
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ status: 413, type: expect.any(String) });
+    expect(received).toHaveLength(0);
+  });
+
+  it('answers 413 to a 12 MiB upload before reading it: curl with and without Expect: 100-continue, chunked, fetch', async () => {
+    const file = join(stateDir, 'twelve-mib.json');
+    await writeFile(file, Buffer.alloc(12 * 1024 * 1024, 0x78));
+    // curl asks "Expect: 100-continue" for a large body: the answer comes before any of it is sent.
+    for (const [expect100, uploaded] of [
+      [[], /^0$/],
+      [['-H', 'Expect:'], /^\d+$/],
+    ] as const) {
+      const { stdout } = await execFileAsync('curl', [
+        '-sS',
+        ...expect100,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{size_upload}',
+        '-H',
+        `Authorization: Bearer ${token}`,
+        '-H',
+        'Content-Type: application/json',
+        '--data-binary',
+        `@${file}`,
+        `${server.url}/hosts`,
+      ]);
+      const [status, sent] = stdout.split(' ');
+      expect(status).toBe('413');
+      expect(sent).toMatch(uploaded);
+    }
+    const chunked = await execFileAsync('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      `Authorization: Bearer ${token}`,
+      '-H',
+      'Transfer-Encoding: chunked',
+      '--data-binary',
+      `@${file}`,
+      `${server.url}/hosts`,
+    ]);
+    expect(chunked.stdout).toBe('413');
+    const viaFetch = await fetch(`${server.url}/hosts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: Buffer.alloc(12 * 1024 * 1024, 0x78),
+    });
+    expect(viaFetch.status).toBe(413);
     expect(received).toHaveLength(0);
   });
 

@@ -51,6 +51,8 @@ describe('the monitor', () => {
         'HOSTS_TABLE',
         'MONITOR_TICK_SECONDS',
         'NODE_OPTIONS',
+        'POWERTOOLS_METRICS_NAMESPACE',
+        'POWERTOOLS_SERVICE_NAME',
         'RECONCILE_STATE_MACHINE_ARN',
       ].sort(),
     );

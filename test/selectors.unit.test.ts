@@ -156,11 +156,61 @@ describe('selectorSize', () => {
 });
 
 describe('compareVersions', () => {
-  it('compares dotted parts numerically, others lexically, missing parts as 0', () => {
+  it('compares dotted parts numerically, missing parts as 0', () => {
     expect(compareVersions('1.10.0', '1.9.9')).toBe(1);
     expect(compareVersions('2', '2.0')).toBe(0);
-    expect(compareVersions('1.2.0', '1.2.0-rc1')).toBe(-1);
     expect(compareVersions('13.2', '13.10')).toBe(-1);
+  });
+
+  it('orders by semver precedence: a pre-release comes before its release', () => {
+    expect(compareVersions('1.5.0-rc.1', '1.5.0')).toBe(-1);
+    expect(compareVersions('1.2.0', '1.2.0-rc1')).toBe(1);
+    expect(compareVersions('1.5.0-rc.1', '1.4.9')).toBe(1);
+    expect(compareVersions('1.5.0+build.7', '1.5.0+build.8')).toBe(0);
+  });
+
+  it('follows the precedence chain of semver.org §11', () => {
+    const chain = [
+      '1.0.0-alpha',
+      '1.0.0-alpha.1',
+      '1.0.0-alpha.beta',
+      '1.0.0-beta',
+      '1.0.0-beta.2',
+      '1.0.0-beta.11',
+      '1.0.0-rc.1',
+      '1.0.0',
+      '2.0.0',
+      '2.1.0',
+      '2.1.1',
+    ];
+    fc.assert(
+      fc.property(fc.nat(chain.length - 1), fc.nat(chain.length - 1), (i, j) => {
+        return compareVersions(chain[i] as string, chain[j] as string) === Math.sign(i - j);
+      }),
+    );
+  });
+
+  it('falls back to dotted parts for versions that are not semver', () => {
+    expect(compareVersions('abc.2', 'abc.10')).toBe(-1);
+    expect(compareVersions('2024-spring', '2024-autumn')).toBe(1);
+  });
+
+  it('is a total order on safe version strings: antisymmetric and transitive', () => {
+    const part = fc.oneof(fc.nat(20).map(String), fc.constantFrom('rc', 'alpha', 'beta', 'x'));
+    const version = fc
+      .tuple(
+        fc.array(part, { minLength: 1, maxLength: 3 }),
+        fc.option(fc.array(part, { minLength: 1, maxLength: 2 }), { nil: undefined }),
+      )
+      .map(([core, pre]) => core.join('.') + (pre ? `-${pre.join('.')}` : ''));
+    fc.assert(
+      fc.property(version, version, version, (a, b, c) => {
+        const ab = compareVersions(a, b);
+        if (ab !== -compareVersions(b, a) && !(ab === 0 && compareVersions(b, a) === 0)) return false;
+        if (ab <= 0 && compareVersions(b, c) <= 0) return compareVersions(a, c) <= 0;
+        return true;
+      }),
+    );
   });
 });
 

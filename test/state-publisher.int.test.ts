@@ -273,7 +273,8 @@ describe('SnsStatePublisher on fauxqs', () => {
     const stored = (await object.Body?.transformToString('utf8')) ?? '';
     expect(sha256Hex(stored)).toBe(check.envelope.ref?.sha256);
     expect(JSON.parse(stored)).toEqual(big);
-    expect(operations).toEqual(['S3:PutObject', 'SNS:PublishBatch']);
+    // The inbox's instance tag is looked up so the object is readable by that instance only.
+    expect(operations).toEqual(['SQS:GetQueueUrl', 'SQS:ListQueueTags', 'S3:PutObject', 'SNS:PublishBatch']);
   });
 
   it('delivers through sharded topics, each host on its own shard, in batches of at most 10 per shard', async () => {

@@ -1,31 +1,41 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { artifactEntries } from '../agent/package/build-artifact.ts';
+import { tarGz } from '../agent/package/tar.ts';
 import { ValidationError } from '../shared/errors.ts';
 import {
+  AGENT_ENV_FILE,
+  AGENT_INSTALL_DIR,
+  AGENT_NODE_MAJOR,
+  AGENT_UNIT,
   agentEnvFile,
   agentEnvironment,
   renderUserData,
   shellQuote,
   type UserDataInput,
 } from '../shared/groups/user-data.ts';
+import { BOOT_TOOLS, toolbox } from './support/toolbox.ts';
 
 const controlPublicKeyPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
   .publicKey.export({ type: 'spki', format: 'pem' })
   .toString();
+
+const REPO = resolve(import.meta.dirname, '..');
+const REPO_NODE = join(REPO, 'node_modules', 'node', 'bin', 'node');
 
 let dir: string;
 let marker: string;
@@ -170,32 +180,63 @@ describe('agentEnvFile', () => {
 });
 
 describe('renderUserData', () => {
-  it('installs the agent from its artifact, writes the env file and unit, and starts the agent, running no value', () => {
-    // Stand-ins for the AWS CLI and systemd, the only commands the script needs that a test machine lacks.
-    const root = join(dir, 'root');
-    const stubs = join(dir, 'stubs');
-    const calls = join(dir, 'calls.log');
-    const artifact = join(dir, 'artifact.tar.gz');
-    mkdirSync(join(dir, 'artifact', 'bin'), { recursive: true });
-    writeFileSync(join(dir, 'artifact', 'bin', 'fleetfold-agent'), '#!/bin/sh\necho agent\n');
-    execFileSync('tar', ['-czf', artifact, '-C', join(dir, 'artifact'), 'bin']);
-    mkdirSync(stubs, { recursive: true });
-    writeFileSync(
-      join(stubs, 'aws'),
-      `#!/bin/bash\nprintf 'aws %s\\n' "$*" >> ${shellQuote(calls)}\ncp ${shellQuote(artifact)} "\${@: -1}"\n`,
-    );
-    writeFileSync(
-      join(stubs, 'systemctl'),
-      `#!/bin/bash\nprintf 'systemctl %s\\n' "$*" >> ${shellQuote(calls)}\n`,
-    );
-    chmodSync(join(stubs, 'aws'), 0o755);
-    chmodSync(join(stubs, 'systemctl'), 0o755);
+  /** Node 22 (the one running the tests under npm scripts, else the repository's devDependency). */
+  const node22 =
+    Number(process.versions.node.split('.')[0]) >= AGENT_NODE_MAJOR ? process.execPath : REPO_NODE;
 
+  /**
+   * Runs the boot script in a temporary root with the real install.sh, unit and wrapper of the artifact (around
+   * a stand-in bundle), on a PATH of only the tools it needs plus `stubs`: stand-ins for the AWS CLI, systemd
+   * and whatever Node or package manager the image is to have.
+   */
+  function boot(name: string, stubs: Record<string, string>) {
+    const base = join(dir, name);
+    const root = join(base, 'root');
+    const bin = join(base, 'bin');
+    const calls = join(base, 'calls.log');
+    const artifact = join(base, 'artifact.tar.gz');
+    toolbox(bin, BOOT_TOOLS);
+    const bundle = {
+      code: Buffer.from("console.log('agent on', process.version);\n"),
+      map: Buffer.from('{}'),
+    };
+    writeFileSync(artifact, tarGz(artifactEntries(bundle)));
+    const log = (command: string) => `printf '${command} %s\\n' "$*" >> ${shellQuote(calls)}`;
+    const scripts: Record<string, string> = {
+      aws: `${log('aws')}\ncp ${shellQuote(artifact)} "\${@: -1}"`,
+      systemctl: log('systemctl'),
+      ...stubs,
+    };
+    for (const [command, body] of Object.entries(scripts)) {
+      writeFileSync(
+        join(bin, command),
+        `#!/bin/bash\n${body.replaceAll('$LOG', log(command)).replaceAll('$BIN', bin)}\n`,
+      );
+      chmodSync(join(bin, command), 0o755);
+    }
     const values = input({ root });
-    const script = renderUserData(values);
-    const scriptFile = join(dir, 'user-data.sh');
-    writeFileSync(scriptFile, script);
-    execFileSync('bash', [scriptFile], { env: { ...process.env, PATH: `${stubs}:${process.env.PATH}` } });
+    const scriptFile = join(base, 'user-data.sh');
+    writeFileSync(scriptFile, renderUserData(values));
+    const run = spawnSync(join(bin, 'bash'), [scriptFile], { env: { PATH: bin }, encoding: 'utf8' });
+    const lines = existsSync(calls) ? readFileSync(calls, 'utf8').split('\n').filter(Boolean) : [];
+    return { root, bin, values, run, calls: lines };
+  }
+
+  const started = [
+    'systemctl daemon-reload',
+    'systemctl enable fleetfold-agent.service',
+    'systemctl restart fleetfold-agent.service',
+  ];
+
+  it('installs the agent with its unit from the artifact on the image’s Node, writes the env file, runs no value', () => {
+    const { root, bin, values, run, calls } = boot('has-node', {
+      node: `exec ${shellQuote(node22)} "$@"`,
+      dnf: '$LOG\nexit 1',
+    });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`fleetfold boot: Node.js v`);
+    expect(run.stdout).toContain(` at ${join(bin, 'node')}\n`);
 
     expect(existsSync(marker)).toBe(false);
     const envPath = join(root, 'etc', 'fleetfold', 'agent.env');
@@ -209,19 +250,59 @@ describe('renderUserData', () => {
     expect(readBack(readFileSync(envPath, 'utf8'), ['FLEETFOLD_CONTROL_PUBLIC_KEY_FILE'])).toEqual({
       FLEETFOLD_CONTROL_PUBLIC_KEY_FILE: keyPath,
     });
-    const agent = join(root, 'opt', 'fleetfold', 'agent', 'bin', 'fleetfold-agent');
-    expect(execFileSync(agent, { encoding: 'utf8' })).toBe('agent\n');
-    const unit = readFileSync(join(root, 'etc', 'systemd', 'system', 'fleetfold-agent.service'), 'utf8');
-    expect(unit).toContain(`EnvironmentFile=${root}/etc/fleetfold/agent.env\n`);
-    expect(unit).toContain(`ExecStart=${agent}\n`);
-    expect(unit).toContain('Restart=always\n');
-    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
+
+    const installed = join(root, AGENT_INSTALL_DIR);
+    expect(readlinkSync(join(installed, 'bin', 'node'))).toBe(join(bin, 'node'));
+    expect(execFileSync(join(installed, 'bin', 'fleetfold-agent'), { encoding: 'utf8' })).toMatch(
+      /^agent on v\d+/,
+    );
+    const unit = readFileSync(join(root, 'etc', 'systemd', 'system', AGENT_UNIT), 'utf8');
+    expect(unit).toBe(readFileSync(join(REPO, 'agent', 'package', AGENT_UNIT), 'utf8'));
+    expect(unit).toContain(`\nEnvironmentFile=${AGENT_ENV_FILE}\n`);
+    expect(unit).toContain(`\nExecStart=${AGENT_INSTALL_DIR}/bin/fleetfold-agent\n`);
+    expect(calls).toEqual([
       expect.stringMatching(
         /^aws s3 cp --only-show-errors s3:\/\/fleetfold-artifacts\/agent\/1\.0\.0\.tar\.gz \S+$/,
       ),
-      'systemctl daemon-reload',
-      'systemctl enable --now fleetfold-agent.service',
+      ...started,
     ]);
+  });
+
+  it('installs the distribution’s nodejs22 when the image’s Node is too old, and runs the agent on it', () => {
+    const { root, bin, run, calls } = boot('old-node', {
+      node: '[ "$1" = --version ] && { echo v20.19.0; exit 0; }\nexit 1',
+      // What Amazon Linux 2023's package provides: a versioned binary (node-22) beside the alternatives link.
+      dnf: `$LOG\nln -s ${shellQuote(node22)} "$BIN/node-22"`,
+    });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(calls[0]).toBe(`dnf install -y nodejs${AGENT_NODE_MAJOR}`);
+    expect(calls.slice(2)).toEqual(started);
+    const installed = join(root, AGENT_INSTALL_DIR);
+    expect(readlinkSync(join(installed, 'bin', 'node'))).toBe(join(bin, 'node-22'));
+    expect(execFileSync(join(installed, 'bin', 'fleetfold-agent'), { encoding: 'utf8' })).toMatch(
+      /^agent on v22\./,
+    );
+  });
+
+  it('fails the boot, saying why, when no Node.js >= 22 can be had, before installing anything', () => {
+    const failed = boot('no-node', { dnf: '$LOG\nexit 1' });
+    expect(failed.run.status).toBe(1);
+    expect(failed.run.stderr).toContain(`fleetfold boot: dnf install nodejs${AGENT_NODE_MAJOR} failed`);
+    expect(failed.calls).toEqual([`dnf install -y nodejs${AGENT_NODE_MAJOR}`]);
+    expect(existsSync(join(failed.root, AGENT_INSTALL_DIR))).toBe(false);
+
+    const stale = boot('stale-node', {
+      dnf: '$LOG',
+      node: '[ "$1" = --version ] && { echo v18.20.0; exit 0; }\nexit 1',
+    });
+    expect(stale.run.status).toBe(1);
+    expect(stale.run.stderr).toContain(`Node.js is older than ${AGENT_NODE_MAJOR}`);
+
+    const bare = boot('no-package-manager', {});
+    expect(bare.run.status).toBe(1);
+    expect(bare.run.stderr).toContain('neither dnf nor apt-get');
+    expect(bare.calls).toEqual([]);
   });
 
   it('writes to the machine root by default and stops at the first failing step', () => {
@@ -229,7 +310,9 @@ describe('renderUserData', () => {
     expect(script).toMatch(/^#!\/bin\/bash\n/);
     expect(script).toContain('\nset -euo pipefail\n');
     expect(script).toContain("> '/etc/fleetfold/agent.env'");
-    expect(script).toContain("> '/etc/systemd/system/fleetfold-agent.service'");
+    // The artifact's install.sh writes the unit; a boot at the machine root passes it no prefix.
+    expect(script).toContain('\nFLEETFOLD_NODE="$node" "$artifact/install.sh"\n');
+    expect(script).not.toContain('FLEETFOLD_ROOT');
     expect(script).not.toContain('<<');
   });
 

@@ -1,8 +1,17 @@
 import type { ApiClient } from '../api-client.ts';
-import { type CliIo, defaultSleep } from '../io.ts';
+import { type CliIo, pollEvery } from '../io.ts';
+import { type Palette, PLAIN } from '../render/colour.ts';
 import { type Column, renderTable } from '../render/table.ts';
 import { exactPositionals, OUTPUT_OPTIONS, outputFormat, parseCommandArgs, UsageError } from '../usage.ts';
-import { allPagesJson, allPagesXml, CONNECTION_HELP, type Command, connect, OUTPUT_HELP } from './command.ts';
+import {
+  allPagesJson,
+  CONNECTION_HELP,
+  type Command,
+  connect,
+  OUTPUT_HELP,
+  printList,
+  stdoutPalette,
+} from './command.ts';
 
 const OPTIONS = {
   ...OUTPUT_OPTIONS,
@@ -34,14 +43,14 @@ function hostsOf(alarm: AlarmRow): string | undefined {
 export const ALARM_COLUMNS: readonly Column<AlarmRow>[] = [
   { header: 'RAISED', value: (a) => a.at },
   { header: 'GROUP', value: (a) => a.group },
-  { header: 'ALARM', value: (a) => a.alarm },
+  { header: 'ALARM', value: (a) => a.alarm, tone: (a) => (a.clearedAt ? 'quiet' : 'bad') },
   { header: 'HOSTS', value: hostsOf },
   { header: 'CLEARED', value: (a) => a.clearedAt },
   { header: 'DETAIL', value: (a) => a.detail },
 ];
 
-export function renderAlarms(alarms: readonly AlarmRow[]): string {
-  return alarms.length === 0 ? 'no alarms\n' : renderTable(ALARM_COLUMNS, alarms);
+export function renderAlarms(alarms: readonly AlarmRow[], palette: Palette = PLAIN): string {
+  return alarms.length === 0 ? 'no alarms\n' : renderTable(ALARM_COLUMNS, alarms, palette);
 }
 
 /** One alarm as `--watch` prints it when it comes in: the table's columns on one line. */
@@ -64,11 +73,12 @@ export async function watchAlarms(
   io: CliIo,
   polls = Number.POSITIVE_INFINITY,
 ): Promise<void> {
-  const sleep = io.sleep ?? defaultSleep;
   const known = new Set(seen.map(keyOf));
   let since = [...seen.map((alarm) => alarm.at ?? ''), query.since ?? ''].sort().at(-1) || undefined;
-  for (let poll = 0; poll < polls; poll += 1) {
-    await sleep(ALARM_POLL_INTERVAL_MS);
+  let poll = 0;
+  await pollEvery(io, ALARM_POLL_INTERVAL_MS, async () => {
+    if (poll >= polls) return 'stop';
+    poll += 1;
     const alarms = (await allPagesJson(client, '/alarms', 'alarms', { ...query, since })) as AlarmRow[];
     const fresh = alarms.filter((alarm) => !known.has(keyOf(alarm))).reverse();
     for (const alarm of fresh) {
@@ -76,7 +86,8 @@ export async function watchAlarms(
       io.stdout.write(renderAlarmLine(alarm));
       if (alarm.at && (since === undefined || alarm.at > since)) since = alarm.at;
     }
-  }
+    return poll >= polls ? 'stop' : undefined;
+  });
 }
 
 export const alarmsCommand: Command = {
@@ -94,6 +105,7 @@ Options:
 ${OUTPUT_HELP}
 
 ${CONNECTION_HELP}`,
+  options: OPTIONS,
   async run(args: string[], io: CliIo) {
     const { values, positionals } = parseCommandArgs('alarms', args, OPTIONS);
     if (values.help) {
@@ -107,14 +119,10 @@ ${CONNECTION_HELP}`,
     }
     const query = { group: values.group, since: values.since };
     const client = await connect(io, values);
-    if (format === 'xml') {
-      const xml = await allPagesXml(client, '/alarms', 'alarms', query);
-      io.stdout.write(xml.endsWith('\n') ? xml : `${xml}\n`);
-      return 0;
-    }
-    const alarms = (await allPagesJson(client, '/alarms', 'alarms', query)) as AlarmRow[];
-    io.stdout.write(format === 'json' ? `${JSON.stringify({ alarms }, null, 2)}\n` : renderAlarms(alarms));
-    if (values.watch) await watchAlarms(client, query, alarms, io);
+    const list = { path: '/alarms', key: 'alarms', xmlRoot: 'alarms', query };
+    const render = (items: unknown[], palette: Palette) => renderAlarms(items as AlarmRow[], palette);
+    const alarms = await printList(io, client, list, format, render, stdoutPalette(io, values));
+    if (values.watch) await watchAlarms(client, query, alarms as AlarmRow[], io);
     return 0;
   },
 };

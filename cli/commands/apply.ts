@@ -121,6 +121,7 @@ Options:
   -f, --file PATH  a definition file or a directory of them (repeatable)
 
 ${CONNECTION_HELP}`,
+  options: OPTIONS,
   async run(args: string[], io: CliIo) {
     const { values, positionals } = parseCommandArgs('apply', args, OPTIONS);
     if (values.help) {

@@ -1,7 +1,9 @@
-import { ApiClient } from '../api-client.ts';
+import { ApiClient, DEFAULT_TIMEOUT_MS } from '../api-client.ts';
 import { resolveEndpoint } from '../endpoints.ts';
 import type { CliIo } from '../io.ts';
-import type { OutputFormat } from '../usage.ts';
+import { type Palette, paletteFor } from '../render/colour.ts';
+import { printDocument } from '../render/documents.ts';
+import { type OptionSpecs, type OutputFormat, secondsOption } from '../usage.ts';
 
 export interface Command {
   name: string;
@@ -9,6 +11,10 @@ export interface Command {
   summary: string;
   /** The full `--help` text. */
   help: string;
+  /** Every option it accepts (all its subcommands'): the shell completion is generated from these. */
+  options: OptionSpecs;
+  /** Words it takes first (`rollout status`, `service stop`), for the completion too. */
+  subcommands?: readonly string[];
   /** Resolves to the exit code; throws UsageError (2) or ApiError (1). */
   run(args: string[], io: CliIo): Promise<number>;
 }
@@ -17,38 +23,97 @@ export const CONNECTION_HELP = `Connection:
   --api URL        the API (default: FLEETFOLD_API, else "api" in .fleetfold/endpoints.json or
                    $FLEETFOLD_STATE_DIR/endpoints.json); an execute-api URL is called with SigV4 (AWS credentials)
   --token T        bearer token for the local API (default: FLEETFOLD_TOKEN, else "token" in endpoints.json)
+  --timeout S      give up on a request after S seconds (default: FLEETFOLD_TIMEOUT, else ${DEFAULT_TIMEOUT_MS / 1000})
+  --no-color       no colour (colour is also off when NO_COLOR is set or stdout is not a terminal)
   -h, --help       this help`;
 
-export const OUTPUT_HELP = `  -o, --output F   table (default), json, or xml (asks the API for XML and prints it as sent)`;
+export const OUTPUT_HELP = `  -o, --output F   table (default), json, yaml, or xml (asks the API for XML and prints it as sent)`;
 
-export async function connect(io: CliIo, flags: { api?: string; token?: string }): Promise<ApiClient> {
+/** The connection options as parsed, which every command hands to `connect`. */
+export interface ConnectionFlags {
+  api?: string;
+  token?: string;
+  timeout?: string;
+}
+
+/** --timeout wins over FLEETFOLD_TIMEOUT; either is refused, named, when it is not a positive number. */
+export function requestTimeoutMs(flag: string | undefined, env: CliIo['env']): number {
+  if (flag !== undefined) return secondsOption(flag, '--timeout');
+  const fromEnv = env.FLEETFOLD_TIMEOUT;
+  if (fromEnv !== undefined && fromEnv !== '') return secondsOption(fromEnv, 'FLEETFOLD_TIMEOUT');
+  return DEFAULT_TIMEOUT_MS;
+}
+
+export async function connect(io: CliIo, flags: ConnectionFlags): Promise<ApiClient> {
+  const timeoutMs = requestTimeoutMs(flags.timeout, io.env);
   const endpoint = await resolveEndpoint({ flags, env: io.env, cwd: io.cwd });
-  return new ApiClient(endpoint, io.fetch);
+  return new ApiClient(endpoint, io.fetch, timeoutMs);
+}
+
+/** Colour for what goes to stdout, decided once per command from --no-color, NO_COLOR and the terminal. */
+export function stdoutPalette(io: CliIo, flags: { 'no-color'?: boolean }): Palette {
+  return paletteFor({ env: io.env, isTTY: io.stdout.isTTY, noColorFlag: flags['no-color'] });
 }
 
 export function encodeSegment(value: string): string {
   return encodeURIComponent(value);
 }
 
+/** A table renderer: the API's JSON document in, text out, coloured by the palette. */
+export type TableRenderer = (body: unknown, palette: Palette) => string;
+
 /**
- * A read command's output: XML straight from the API, JSON pretty-printed, or the command's table. The
- * table and JSON views share one JSON response so both show the same data.
+ * A read command's output: XML straight from the API, JSON pretty-printed, YAML, or the command's table. The
+ * table, JSON and YAML views share one JSON response so all show the same data.
  */
 export async function printResource(
   io: CliIo,
   client: ApiClient,
   path: string,
   format: OutputFormat,
-  table: (body: unknown) => string,
+  table: TableRenderer,
+  palette: Palette,
   query: Record<string, string | undefined> = {},
 ): Promise<void> {
   if (format === 'xml') {
-    const { text } = await client.request('GET', path, { query, accept: 'xml' });
-    io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    writeXml(io, (await client.request('GET', path, { query, accept: 'xml' })).text);
     return;
   }
   const { body } = await client.json<unknown>('GET', path, { query });
-  io.stdout.write(format === 'json' ? `${JSON.stringify(body, null, 2)}\n` : table(body));
+  io.stdout.write(format === 'table' ? table(body, palette) : printDocument(body, format));
+}
+
+function writeXml(io: CliIo, xml: string): void {
+  io.stdout.write(xml.endsWith('\n') ? xml : `${xml}\n`);
+}
+
+/** A list command's paged resource: its path, the key of its items and the XML root its pages have. */
+export interface PagedList {
+  path: string;
+  key: string;
+  xmlRoot: string;
+  query?: Record<string, string | undefined>;
+}
+
+/**
+ * A list command's output over every page: XML joined into one document, JSON and YAML as `{<key>: items}`,
+ * or the table. Returns the items read (none for XML), e.g. for a watch to start from.
+ */
+export async function printList(
+  io: CliIo,
+  client: ApiClient,
+  list: PagedList,
+  format: OutputFormat,
+  table: (items: unknown[], palette: Palette) => string,
+  palette: Palette,
+): Promise<unknown[]> {
+  if (format === 'xml') {
+    writeXml(io, await allPagesXml(client, list.path, list.xmlRoot, list.query));
+    return [];
+  }
+  const items = await allPagesJson(client, list.path, list.key, list.query);
+  io.stdout.write(format === 'table' ? table(items, palette) : printDocument({ [list.key]: items }, format));
+  return items;
 }
 
 export function asRecord(value: unknown): Record<string, unknown> {

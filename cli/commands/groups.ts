@@ -1,5 +1,6 @@
 import type { CompiledGroup, GroupDefinition } from '../../shared/groups/model.ts';
 import type { CliIo } from '../io.ts';
+import { type Palette, PLAIN, statusTone } from '../render/colour.ts';
 import { renderDetails, renderTable } from '../render/table.ts';
 import {
   CONNECTION_OPTIONS,
@@ -9,8 +10,6 @@ import {
   parseCommandArgs,
 } from '../usage.ts';
 import {
-  allPagesJson,
-  allPagesXml,
   asRecord,
   asString,
   CONNECTION_HELP,
@@ -18,7 +17,9 @@ import {
   connect,
   encodeSegment,
   OUTPUT_HELP,
+  printList,
   printResource,
+  stdoutPalette,
 } from './command.ts';
 
 /**
@@ -68,13 +69,17 @@ export function groupsOf(body: unknown): GroupView[] {
   return Array.isArray(groups) ? (groups as GroupView[]) : [];
 }
 
-export function renderGroups(body: unknown): string {
+export function renderGroups(body: unknown, palette: Palette = PLAIN): string {
   const groups = groupsOf(body);
   if (groups.length === 0) return 'no groups defined\n';
   return renderTable<GroupView>(
     [
       { header: 'NAME', value: groupName },
-      { header: 'STATE', value: (g) => runningLabel(g.running) },
+      {
+        header: 'STATE',
+        value: (g) => runningLabel(g.running),
+        tone: (g) => statusTone(runningLabel(g.running)),
+      },
       { header: 'VERSION', value: (g) => g.definitionVersion ?? g.version, align: 'right' },
       { header: 'HOSTS', value: desiredHosts, align: 'right' },
       {
@@ -87,6 +92,7 @@ export function renderGroups(body: unknown): string {
       { header: 'ROLLOUT', value: (g) => asString((g as Record<string, unknown>).activeRollout) },
     ],
     groups,
+    palette,
   );
 }
 
@@ -103,19 +109,22 @@ interface HostTypeRow {
   balances?: string[];
 }
 
-export function renderGroup(body: unknown): string {
+export function renderGroup(body: unknown, palette: Palette = PLAIN): string {
   const group = body as GroupView;
   const compiled = group.compiled;
   const configuration = compiled?.configuration ?? group.definition?.configuration;
-  const details = renderDetails([
-    ['name', groupName(group)],
-    ['state', runningLabel(group.running)],
-    ['version', group.definitionVersion ?? group.version],
-    ['rollout', asString((group as Record<string, unknown>).activeRollout)],
-    ['start order', compiled?.startOrder?.join(' → ')],
-    ['rollout wave', configuration?.rollout?.wave],
-    ['disruption', configuration?.disruptionBudget],
-  ]);
+  const details = renderDetails(
+    [
+      ['name', groupName(group)],
+      ['state', runningLabel(group.running), statusTone(runningLabel(group.running))],
+      ['version', group.definitionVersion ?? group.version],
+      ['rollout', asString((group as Record<string, unknown>).activeRollout)],
+      ['start order', compiled?.startOrder?.join(' → ')],
+      ['rollout wave', configuration?.rollout?.wave],
+      ['disruption', configuration?.disruptionBudget],
+    ],
+    palette,
+  );
   const types = compiled?.hostTypes ?? group.definition?.hostTypes ?? {};
   const rows: HostTypeRow[] = Object.entries(types).map(([name, type]) => ({ ...(type as object), name }));
   if (rows.length === 0) return details;
@@ -136,6 +145,7 @@ export function renderGroup(body: unknown): string {
       },
     ],
     rows,
+    palette,
   );
   return `${details}\n${table}`;
 }
@@ -151,6 +161,7 @@ Options:
 ${OUTPUT_HELP}
 
 ${CONNECTION_HELP}`,
+  options: OUTPUT_OPTIONS,
   async run(args: string[], io: CliIo) {
     const { values, positionals } = parseCommandArgs('groups', args, OUTPUT_OPTIONS);
     if (values.help) {
@@ -159,14 +170,8 @@ ${CONNECTION_HELP}`,
     }
     exactPositionals('groups', positionals, []);
     const format = outputFormat(values.output, 'groups');
-    const client = await connect(io, values);
-    if (format === 'xml') {
-      const xml = await allPagesXml(client, '/groups', 'groups');
-      io.stdout.write(xml.endsWith('\n') ? xml : `${xml}\n`);
-      return 0;
-    }
-    const groups = await allPagesJson(client, '/groups', 'groups');
-    io.stdout.write(format === 'json' ? `${JSON.stringify({ groups }, null, 2)}\n` : renderGroups(groups));
+    const list = { path: '/groups', key: 'groups', xmlRoot: 'groups' };
+    await printList(io, await connect(io, values), list, format, renderGroups, stdoutPalette(io, values));
     return 0;
   },
 };
@@ -182,6 +187,7 @@ Options:
 ${OUTPUT_HELP}
 
 ${CONNECTION_HELP}`,
+  options: OUTPUT_OPTIONS,
   async run(args: string[], io: CliIo) {
     const { values, positionals } = parseCommandArgs('group', args, OUTPUT_OPTIONS);
     if (values.help) {
@@ -190,7 +196,8 @@ ${CONNECTION_HELP}`,
     }
     const [name] = exactPositionals('group', positionals, ['NAME']) as [string];
     const format = outputFormat(values.output, 'group');
-    await printResource(io, await connect(io, values), `/groups/${encodeSegment(name)}`, format, renderGroup);
+    const path = `/groups/${encodeSegment(name)}`;
+    await printResource(io, await connect(io, values), path, format, renderGroup, stdoutPalette(io, values));
     return 0;
   },
 };
@@ -208,6 +215,7 @@ ${
 }
 
 ${CONNECTION_HELP}`,
+    options: CONNECTION_OPTIONS,
     async run(args: string[], io: CliIo) {
       const { values, positionals } = parseCommandArgs(verb, args, CONNECTION_OPTIONS);
       if (values.help) {

@@ -1,7 +1,25 @@
-import type { CliIo } from '../io.ts';
+import type { ApiClient } from '../api-client.ts';
+import { type CliIo, pollEvery } from '../io.ts';
+import { type Palette, PLAIN, statusTone } from '../render/colour.ts';
 import { type Column, renderTable } from '../render/table.ts';
-import { exactPositionals, OUTPUT_OPTIONS, outputFormat, parseCommandArgs, UsageError } from '../usage.ts';
-import { allPagesJson, allPagesXml, CONNECTION_HELP, type Command, connect, OUTPUT_HELP } from './command.ts';
+import {
+  exactPositionals,
+  OUTPUT_OPTIONS,
+  outputFormat,
+  parseCommandArgs,
+  secondsOption,
+  UsageError,
+} from '../usage.ts';
+import {
+  allPagesJson,
+  CONNECTION_HELP,
+  type Command,
+  connect,
+  OUTPUT_HELP,
+  type PagedList,
+  printList,
+  stdoutPalette,
+} from './command.ts';
 
 const OPTIONS = {
   ...OUTPUT_OPTIONS,
@@ -10,7 +28,12 @@ const OPTIONS = {
   group: { type: 'string' },
   service: { type: 'string' },
   version: { type: 'string' },
+  watch: { type: 'boolean', short: 'w' },
+  interval: { type: 'string' },
 } as const;
+
+/** How often `hosts --watch` reads the list again, unless --interval says otherwise. */
+export const HOSTS_WATCH_INTERVAL_MS = 2_000;
 
 /** What the table needs of a host; the JSON view shows the API's whole document. */
 export interface HostRow {
@@ -31,19 +54,19 @@ function sessionsOf(host: HostRow): number | undefined {
   return sessions ? Object.values(sessions).reduce((sum, count) => sum + count, 0) : undefined;
 }
 
+/** "degraded (db)": which dependency took it down, as GET /hosts says. */
+export function hostStatusLabel(h: HostRow): string | undefined {
+  return h.status === 'degraded' && h.degradedBy?.dependency
+    ? `degraded (${h.degradedBy.dependency})`
+    : h.status;
+}
+
 export const HOST_COLUMNS: readonly Column<HostRow>[] = [
   { header: 'HOST', value: (h) => h.hostId },
   { header: 'GROUP', value: (h) => h.group },
   { header: 'TYPE', value: (h) => h.hostType },
   { header: 'ROLE', value: (h) => h.role },
-  // "degraded (db)": which dependency took it down, as GET /hosts says.
-  {
-    header: 'STATUS',
-    value: (h) =>
-      h.status === 'degraded' && h.degradedBy?.dependency
-        ? `degraded (${h.degradedBy.dependency})`
-        : h.status,
-  },
+  { header: 'STATUS', value: hostStatusLabel, tone: (h) => statusTone(h.status) },
   { header: 'IP', value: (h) => h.state?.ips?.internal },
   { header: 'LOAD', value: (h) => h.metrics?.load?.toFixed(2), align: 'right' },
   { header: 'SESSIONS', value: sessionsOf, align: 'right' },
@@ -57,14 +80,45 @@ export const HOST_COLUMNS: readonly Column<HostRow>[] = [
   { header: 'LAST SEEN', value: (h) => h.lastSeen },
 ];
 
-export function renderHosts(hosts: readonly HostRow[]): string {
-  return hosts.length === 0 ? 'no hosts match\n' : renderTable(HOST_COLUMNS, hosts);
+export function renderHosts(hosts: readonly HostRow[], palette: Palette = PLAIN): string {
+  return hosts.length === 0 ? 'no hosts match\n' : renderTable(HOST_COLUMNS, hosts, palette);
+}
+
+/**
+ * Reads the list every interval and draws the table again when it changed: on a terminal in place of the
+ * last one (screen cleared, a line saying when), elsewhere appended after a blank line, so a log keeps each.
+ */
+export async function watchHosts(
+  io: CliIo,
+  client: ApiClient,
+  list: PagedList,
+  first: string,
+  intervalMs: number,
+  palette: Palette,
+): Promise<void> {
+  let last = first;
+  await pollEvery(io, intervalMs, async () => {
+    const table = renderHosts(
+      (await allPagesJson(client, list.path, list.key, list.query)) as HostRow[],
+      palette,
+    );
+    if (table === last) return undefined;
+    last = table;
+    const at = new Date().toISOString();
+    io.stdout.write(
+      io.stdout.isTTY
+        ? `\x1b[H\x1b[2J${at}  (every ${intervalMs / 1000} s, Ctrl-C stops)\n${table}`
+        : `\n${table}`,
+    );
+    return undefined;
+  });
 }
 
 export const hostsCommand: Command = {
   name: 'hosts',
   summary: 'list hosts (every page), filtered by role, status, group, service and version',
   help: `Usage: fleetfold hosts [--role R] [--status S] [--group G] [--service S [--version V]] [-o F]
+       fleetfold hosts [filters] --watch [--interval S]
 
 Lists every host the API knows that matches all the filters given.
 
@@ -74,9 +128,12 @@ Options:
   --group G        group
   --service S      hosts running service S
   --version V      ... at version V (needs --service)
+  -w, --watch      keep reading the list and draw the table again whenever it changes (Ctrl-C stops)
+  --interval S     with --watch: seconds between reads (default ${HOSTS_WATCH_INTERVAL_MS / 1000})
 ${OUTPUT_HELP}
 
 ${CONNECTION_HELP}`,
+  options: OPTIONS,
   async run(args: string[], io: CliIo) {
     const { values, positionals } = parseCommandArgs('hosts', args, OPTIONS);
     if (values.help) {
@@ -95,16 +152,22 @@ ${CONNECTION_HELP}`,
       service: values.service,
       version: values.version,
     };
-    const client = await connect(io, values);
-    if (format === 'xml') {
-      const xml = await allPagesXml(client, '/hosts', 'hosts', filter);
-      io.stdout.write(xml.endsWith('\n') ? xml : `${xml}\n`);
-      return 0;
+    if (values.watch && format !== 'table') {
+      throw new UsageError('--watch draws the table again on each change: use it without --output', 'hosts');
     }
-    const hosts = await allPagesJson(client, '/hosts', 'hosts', filter);
-    io.stdout.write(
-      format === 'json' ? `${JSON.stringify({ hosts }, null, 2)}\n` : renderHosts(hosts as HostRow[]),
-    );
+    if (values.interval !== undefined && !values.watch) {
+      throw new UsageError('--interval is how often --watch reads: give --watch too', 'hosts');
+    }
+    const intervalMs =
+      values.interval === undefined
+        ? HOSTS_WATCH_INTERVAL_MS
+        : secondsOption(values.interval, '--interval', 'hosts');
+    const palette = stdoutPalette(io, values);
+    const client = await connect(io, values);
+    const list: PagedList = { path: '/hosts', key: 'hosts', xmlRoot: 'hosts', query: filter };
+    const render = (items: unknown[], paint: Palette) => renderHosts(items as HostRow[], paint);
+    const hosts = await printList(io, client, list, format, render, palette);
+    if (values.watch) await watchHosts(io, client, list, render(hosts, palette), intervalMs, palette);
     return 0;
   },
 };

@@ -1,6 +1,7 @@
 import type { Rollout, RolloutRequest } from '../../shared/groups/model.ts';
 import type { ApiClient } from '../api-client.ts';
 import { type CliIo, defaultSleep } from '../io.ts';
+import { type Palette, PLAIN, statusTone } from '../render/colour.ts';
 import { isFinal, ProgressDrawer, progressBar, progressCounts, renderProgress } from '../render/progress.ts';
 import { renderDetails, renderTable } from '../render/table.ts';
 import {
@@ -16,10 +17,12 @@ import {
   asString,
   CONNECTION_HELP,
   type Command,
+  type ConnectionFlags,
   connect,
   encodeSegment,
   OUTPUT_HELP,
   printResource,
+  stdoutPalette,
 } from './command.ts';
 
 const CREATE_OPTIONS = {
@@ -78,8 +81,6 @@ export function parseConfigPairs(pairs: readonly string[]): Record<string, strin
   return config;
 }
 
-type ConnectionFlags = { api?: string; token?: string };
-
 export type RolloutInvocation =
   | { kind: 'create'; group: string; request: RolloutRequest; flags: ConnectionFlags }
   | {
@@ -87,7 +88,7 @@ export type RolloutInvocation =
       id: string;
       watch: boolean;
       output: ReturnType<typeof outputFormat>;
-      flags: ConnectionFlags;
+      flags: ConnectionFlags & { 'no-color'?: boolean };
     }
   | { kind: 'control'; verb: ControlVerb; id: string; flags: ConnectionFlags }
   | { kind: 'help' };
@@ -147,7 +148,7 @@ function parseCreate(args: string[]): RolloutInvocation {
   return { kind: 'create', group, request, flags: values };
 }
 
-export function renderRollout(body: unknown): string {
+export function renderRollout(body: unknown, palette: Palette = PLAIN): string {
   const rollout = body as Rollout;
   const counts = progressCounts(rollout);
   const change = [
@@ -162,46 +163,50 @@ export function renderRollout(body: unknown): string {
   ]
     .filter((part) => part !== undefined)
     .join('; ');
-  const details = renderDetails([
-    ['id', rollout.id],
-    ['group', rollout.group],
-    ['service', rollout.service],
+  const details = renderDetails(
     [
-      'operation',
-      rollout.replaceHostType !== undefined
-        ? `replace the hosts of ${rollout.replaceHostType}`
-        : rollout.operation !== undefined && rollout.operation !== 'update'
-          ? rollout.operation
-          : undefined,
+      ['id', rollout.id],
+      ['group', rollout.group],
+      ['service', rollout.service],
+      [
+        'operation',
+        rollout.replaceHostType !== undefined
+          ? `replace the hosts of ${rollout.replaceHostType}`
+          : rollout.operation !== undefined && rollout.operation !== 'update'
+            ? rollout.operation
+            : undefined,
+      ],
+      ['change', change || undefined],
+      [
+        'cause',
+        rollout.cause?.kind === 'declared'
+          ? `declared by definition version ${rollout.cause.definitionVersion}`
+          : rollout.revertOf !== undefined
+            ? `revert of ${rollout.revertOf}`
+            : undefined,
+      ],
+      ['select', rollout.select ?? 'all'],
+      ['status', rollout.status, statusTone(rollout.status)],
+      [
+        'progress',
+        `${progressBar(counts.done, counts.total, 20, rollout.status === 'succeeded')} ${counts.done}/${counts.total} hosts${counts.failed > 0 ? `, ${counts.failed} failed` : ''}`,
+      ],
+      ['created', rollout.createdAt],
+      ['updated', rollout.updatedAt],
+      ['revert', rollout.revert ? `${rollout.revert.outcome}: ${rollout.revert.reason}` : undefined],
+      ['error', rollout.error, 'bad'],
     ],
-    ['change', change || undefined],
-    [
-      'cause',
-      rollout.cause?.kind === 'declared'
-        ? `declared by definition version ${rollout.cause.definitionVersion}`
-        : rollout.revertOf !== undefined
-          ? `revert of ${rollout.revertOf}`
-          : undefined,
-    ],
-    ['select', rollout.select ?? 'all'],
-    ['status', rollout.status],
-    [
-      'progress',
-      `${progressBar(counts.done, counts.total, 20, rollout.status === 'succeeded')} ${counts.done}/${counts.total} hosts${counts.failed > 0 ? `, ${counts.failed} failed` : ''}`,
-    ],
-    ['created', rollout.createdAt],
-    ['updated', rollout.updatedAt],
-    ['revert', rollout.revert ? `${rollout.revert.outcome}: ${rollout.revert.reason}` : undefined],
-    ['error', rollout.error],
-  ]);
+    palette,
+  );
   if (rollout.waves.length === 0) return details;
   const waves = renderTable(
     [
       { header: 'WAVE', value: (w: Rollout['waves'][number]) => w.index + 1, align: 'right' },
-      { header: 'STATUS', value: (w) => w.status },
+      { header: 'STATUS', value: (w) => w.status, tone: (w) => statusTone(w.status) },
       { header: 'HOSTS', value: (w) => w.hosts.join(',') },
     ],
     rollout.waves,
+    palette,
   );
   return `${details}\n${waves}`;
 }
@@ -229,6 +234,8 @@ export const rolloutCommand: Command = {
   name: 'rollout',
   summary: 'start a rollout, show or watch one, pause, resume, abort or revert it',
   help: HELP,
+  options: { ...CREATE_OPTIONS, ...STATUS_OPTIONS },
+  subcommands: ['status', ...CONTROL_VERBS],
   async run(args: string[], io: CliIo) {
     const invocation = parseRolloutArgs(args);
     if (invocation.kind === 'help') {
@@ -257,6 +264,7 @@ export const rolloutCommand: Command = {
             `/rollouts/${encodeSegment(invocation.id)}`,
             invocation.output,
             renderRollout,
+            stdoutPalette(io, invocation.flags),
           );
           return 0;
         }

@@ -1,6 +1,14 @@
 import type { CliIo } from '../io.ts';
 import { CONNECTION_OPTIONS, exactPositionals, parseCommandArgs, UsageError } from '../usage.ts';
-import { asRecord, asString, CONNECTION_HELP, type Command, connect, encodeSegment } from './command.ts';
+import {
+  asRecord,
+  asString,
+  CONNECTION_HELP,
+  type Command,
+  type ConnectionFlags,
+  connect,
+  encodeSegment,
+} from './command.ts';
 
 const OPTIONS = { ...CONNECTION_OPTIONS, select: { type: 'string' } } as const;
 
@@ -28,7 +36,7 @@ export type ServiceInvocation =
       group: string;
       service: string;
       select?: string;
-      flags: { api?: string; token?: string };
+      flags: ConnectionFlags;
     }
   | { kind: 'help' };
 
@@ -61,6 +69,8 @@ export const serviceCommand: Command = {
   name: 'service',
   summary: "stop, start or remove a group's service, as a rollout",
   help: HELP,
+  options: OPTIONS,
+  subcommands: OPERATIONS,
   async run(args: string[], io: CliIo) {
     const invocation = parseServiceArgs(args);
     if (invocation.kind === 'help') {

@@ -16,32 +16,8 @@ import {
   lowerCaseHeaders,
   negotiateFormat,
 } from './http.ts';
-import { matchRoute, type Route } from './router.ts';
-import { listAlarmsRoute } from './routes/alarms.ts';
-import {
-  deleteGroup,
-  getGroup,
-  groupHistory,
-  listGroups,
-  putGroup,
-  removeService,
-  requestRollout,
-  startGroup,
-  startService,
-  stopGroup,
-  stopService,
-} from './routes/groups.ts';
-import {
-  getHost,
-  hostDesired,
-  hostDiff,
-  hostDrift,
-  hostHistory,
-  hostStateAt,
-  listHosts,
-  registerHost,
-} from './routes/hosts.ts';
-import { abortRollout, getRollout, pauseRollout, resumeRollout, revertRollout } from './routes/rollouts.ts';
+import { ROUTE_TABLE } from './route-table.ts';
+import { matchRoute } from './router.ts';
 
 export { newHostSecret } from '../../shared/signing.ts';
 export { type ApiConfig, type GroupsApiConfig, loadApiConfig, loadGroupsApiConfig } from './config.ts';
@@ -55,31 +31,6 @@ export type ApiEvent = Pick<
   APIGatewayProxyEvent,
   'httpMethod' | 'path' | 'headers' | 'queryStringParameters' | 'body' | 'isBase64Encoded'
 >;
-
-export const ROUTES: readonly Route[] = [
-  { pattern: '/hosts', methods: { GET: listHosts, POST: registerHost } },
-  { pattern: '/hosts/{id}', methods: { GET: getHost } },
-  { pattern: '/hosts/{id}/history', methods: { GET: hostHistory } },
-  { pattern: '/hosts/{id}/state', methods: { GET: hostStateAt } },
-  { pattern: '/hosts/{id}/diff', methods: { GET: hostDiff } },
-  { pattern: '/hosts/{id}/desired', methods: { GET: hostDesired } },
-  { pattern: '/hosts/{id}/drift', methods: { GET: hostDrift } },
-  { pattern: '/groups', methods: { GET: listGroups } },
-  { pattern: '/groups/{name}', methods: { GET: getGroup, PUT: putGroup, DELETE: deleteGroup } },
-  { pattern: '/groups/{name}/start', methods: { POST: startGroup } },
-  { pattern: '/groups/{name}/stop', methods: { POST: stopGroup } },
-  { pattern: '/groups/{name}/history', methods: { GET: groupHistory } },
-  { pattern: '/groups/{name}/rollouts', methods: { POST: requestRollout } },
-  { pattern: '/groups/{name}/services/{service}', methods: { DELETE: removeService } },
-  { pattern: '/groups/{name}/services/{service}/stop', methods: { POST: stopService } },
-  { pattern: '/groups/{name}/services/{service}/start', methods: { POST: startService } },
-  { pattern: '/rollouts/{id}', methods: { GET: getRollout } },
-  { pattern: '/rollouts/{id}/pause', methods: { POST: pauseRollout } },
-  { pattern: '/rollouts/{id}/resume', methods: { POST: resumeRollout } },
-  { pattern: '/rollouts/{id}/abort', methods: { POST: abortRollout } },
-  { pattern: '/rollouts/{id}/revert', methods: { POST: revertRollout } },
-  { pattern: '/alarms', methods: { GET: listAlarmsRoute } },
-];
 
 export { randomIdSuffix } from './ids.ts';
 
@@ -95,7 +46,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
   return async (event: ApiEvent) => {
     try {
       const request = toRequest(event);
-      const match = matchRoute(ROUTES, request.method, request.path);
+      const match = matchRoute(ROUTE_TABLE, request.method, request.path);
       if (match.kind === 'no-route') {
         return problemResult(problem(404, 'no-route', `no resource at ${request.path}`), request.path);
       }
@@ -105,7 +56,9 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
           Allow: match.allow.join(', '),
         });
       }
-      return render(await match.action(deps, request, ...match.parameters), request.format);
+      const { route, parameters } = match;
+      const format = route.representations === 'json' ? 'json' : request.format;
+      return render(await route.action(deps, request, ...parameters), format);
     } catch (error) {
       if (isUnexpected(error)) console.error('api: unexpected error', event.httpMethod, event.path, error);
       return problemResult(problemOf(error), event.path);

@@ -4,14 +4,16 @@ import type { ApiRequest, ApiResponse } from './http.ts';
 /** A route action gets the path parameters in the order the pattern names them. */
 export type Action = (deps: ApiDeps, request: ApiRequest, ...parameters: string[]) => Promise<ApiResponse>;
 
-export interface Route {
+/** What matching needs of a route; the route table (route-table.ts) adds what the documents need. */
+export interface RouteEntry {
+  method: string;
   /** Segments; `{name}` matches any one non-empty segment. */
-  pattern: string;
-  methods: Readonly<Record<string, Action>>;
+  path: string;
+  action: Action;
 }
 
-export type Match =
-  | { kind: 'found'; action: Action; parameters: string[] }
+export type Match<R extends RouteEntry> =
+  | { kind: 'found'; route: R; parameters: string[] }
   | { kind: 'no-route' }
   | { kind: 'wrong-method'; allow: string[] };
 
@@ -34,25 +36,35 @@ function segmentsOf(path: string): string[] | undefined {
   return trimmed === '/' ? [] : trimmed.slice(1).split('/').map(decodeSegment);
 }
 
-export function matchRoute(routes: readonly Route[], method: string, path: string): Match {
+function parametersOf(pattern: string, segments: readonly string[]): string[] | undefined {
+  const parts = pattern === '/' ? [] : pattern.slice(1).split('/');
+  if (parts.length !== segments.length) return undefined;
+  const parameters: string[] = [];
+  for (const [index, part] of parts.entries()) {
+    const segment = segments[index] as string;
+    if (part.startsWith('{')) {
+      if (segment === '') return undefined;
+      parameters.push(segment);
+    } else if (part !== segment) return undefined;
+  }
+  return parameters;
+}
+
+/** The first path that matches decides; its routes (in table order) are the methods `Allow` lists. */
+export function matchRoute<R extends RouteEntry>(
+  routes: readonly R[],
+  method: string,
+  path: string,
+): Match<R> {
   const segments = segmentsOf(path);
   if (!segments) return { kind: 'no-route' };
-  for (const route of routes) {
-    const pattern = route.pattern === '/' ? [] : route.pattern.slice(1).split('/');
-    if (pattern.length !== segments.length) continue;
-    const parameters: string[] = [];
-    const matches = pattern.every((part, index) => {
-      const segment = segments[index] as string;
-      if (part.startsWith('{')) {
-        parameters.push(segment);
-        return segment !== '';
-      }
-      return part === segment;
-    });
-    if (!matches) continue;
-    const action = route.methods[method.toUpperCase()];
-    if (!action) return { kind: 'wrong-method', allow: Object.keys(route.methods) };
-    return { kind: 'found', action, parameters };
+  for (const candidate of routes) {
+    const parameters = parametersOf(candidate.path, segments);
+    if (!parameters) continue;
+    const atPath = routes.filter((route) => route.path === candidate.path);
+    const route = atPath.find((entry) => entry.method === method.toUpperCase());
+    if (!route) return { kind: 'wrong-method', allow: [...new Set(atPath.map((entry) => entry.method))] };
+    return { kind: 'found', route, parameters };
   }
   return { kind: 'no-route' };
 }

@@ -10,6 +10,8 @@ export interface IngestFunctionConfig {
   secretsKeyId: string;
   /** The reconcile's state machine: a host reporting a failure starts a run of its group. */
   reconcileStateMachineArn: string;
+  /** Where the hourly usage counters are added (GET /cost); absent: nothing is counted. */
+  documentsTable?: string;
   ingest: IngestConfig;
 }
 
@@ -27,6 +29,7 @@ export function loadIngestConfig(env: Env): IngestFunctionConfig {
     hostsTable: required(env, 'HOSTS_TABLE'),
     secretsKeyId: required(env, 'SECRETS_KEY_ID'),
     reconcileStateMachineArn: required(env, 'RECONCILE_STATE_MACHINE_ARN'),
+    ...(env.DOCUMENTS_TABLE ? { documentsTable: env.DOCUMENTS_TABLE } : {}),
     ingest: {
       clockSkewSeconds: numberOr(env, 'CLOCK_SKEW_SECONDS', DEFAULT_INGEST_CONFIG.clockSkewSeconds),
       maxSnapshotBytes: numberOr(env, 'MAX_SNAPSHOT_BYTES', DEFAULT_INGEST_CONFIG.maxSnapshotBytes),

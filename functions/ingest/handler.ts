@@ -1,5 +1,6 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { runCommand } from '../../shared/command/runner.ts';
+import { countUsage, type UsageCounter } from '../../shared/cost/usage.ts';
 import { ConflictError, TooLargeError } from '../../shared/errors.ts';
 import { hostStream } from '../../shared/events.ts';
 import { evolve, type HostState, statusOf } from '../../shared/fold.ts';
@@ -25,6 +26,7 @@ import type {
 } from '../../shared/ports.ts';
 import type { RetryPolicy } from '../../shared/retry.ts';
 import type { Snapshot } from '../../shared/schemas.ts';
+import { jsonConsoleLog, type StructuredLog } from '../../shared/telemetry.ts';
 import { arrivalsOf, type ObjectArrival } from './s3-event.ts';
 
 export type { IngestConfig } from '../../shared/ingest.ts';
@@ -39,8 +41,12 @@ export interface IngestDeps {
   now: () => Date;
   /** Receives one summary per batch (counts by outcome); index.ts turns it into CloudWatch metrics. */
   report?: (summary: BatchSummary) => void;
+  /** Where warnings and errors go, each naming its SQS message and host; default a JSON console line. */
+  log?: StructuredLog;
   /** Races on one host's stream (parallel batches, redeliveries); default: the runner's. */
   retry?: RetryPolicy;
+  /** The hourly usage counters GET /cost prices: one ADD per batch. */
+  usage?: UsageCounter;
   /**
    * Starts a reconcile of a group whose host reported itself or a service failed, so the replacement does not
    * wait for the monitor's next tick. Without it (benchmarks, tests) the monitor alone finds such hosts.
@@ -65,6 +71,8 @@ export interface BatchSummary {
 
 export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Promise<SQSBatchResponse> {
   return async (event) => {
+    const startedMs = Date.now();
+    const log = deps.log ?? jsonConsoleLog;
     const summary: BatchSummary = { records: event.Records.length, failed: 0, outcomes: {} };
     const failed = new Set<string>();
     const work: { record: SQSRecord; arrival: ObjectArrival }[] = [];
@@ -72,9 +80,7 @@ export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Prom
       try {
         for (const arrival of arrivalsOf(record)) work.push({ record, arrival });
       } catch (error) {
-        console.error(
-          JSON.stringify({ msg: 'unreadable message', messageId: record.messageId, error: `${error}` }),
-        );
+        log('error', 'unreadable message', { messageId: record.messageId, error: `${error}` });
         failed.add(record.messageId);
       }
     }
@@ -84,19 +90,36 @@ export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Prom
       [...groupByHost(work).values()].map(async (items) => {
         for (const { record, arrival } of items) {
           try {
-            const { outcome, failure } = await ingest(deps, arrival);
+            const about = { messageId: record.messageId, key: arrival.key, hostId: hostOfKey(arrival.key) };
+            const { outcome, failure } = await ingest(
+              { ...deps, log: (l, m, f) => log(l, m, { ...about, ...f }) },
+              arrival,
+            );
+            log('debug', 'snapshot judged', { ...about, outcome });
             summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + 1;
             if (failure) coalesce(failures, failure);
           } catch (error) {
-            console.error(JSON.stringify({ msg: 'ingest failed', key: arrival.key, error: `${error}` }));
+            log('error', 'ingest failed', {
+              messageId: record.messageId,
+              key: arrival.key,
+              hostId: hostOfKey(arrival.key),
+              error: `${error}`,
+            });
             failed.add(record.messageId);
           }
         }
       }),
     );
-    if (deps.starter) await startReconciles(deps.starter, failures);
+    if (deps.starter) await startReconciles(deps.starter, failures, log);
     summary.failed = failed.size;
     deps.report?.(summary);
+    await countUsage(deps.usage, deps.now(), {
+      ingestInvocations: 1,
+      ingestRecords: summary.records,
+      ingestChanged: summary.outcomes.changed,
+      ingestHeartbeats: summary.outcomes.heartbeat,
+      ingestMs: Date.now() - startedMs,
+    });
     return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
   };
 }
@@ -104,11 +127,16 @@ export function createIngestHandler(deps: IngestDeps): (event: SQSEvent) => Prom
 function groupByHost(work: { record: SQSRecord; arrival: ObjectArrival }[]) {
   const groups = new Map<string, typeof work>();
   for (const item of work) {
-    const host = item.arrival.key.split('/')[1] ?? '';
+    const host = hostOfKey(item.arrival.key);
     groups.set(host, [...(groups.get(host) ?? []), item]);
   }
   for (const items of groups.values()) items.sort((a, b) => seqOf(a.arrival.key) - seqOf(b.arrival.key));
   return groups;
+}
+
+/** `snapshots/<hostId>/<seq>.json` → the host id (empty for a key of another shape). */
+function hostOfKey(key: string): string {
+  return key.split('/')[1] ?? '';
 }
 
 function seqOf(key: string): number {
@@ -142,7 +170,11 @@ function coalesce(failures: Map<string, ReportedFailure>, failure: ReportedFailu
  * the failed host on its next tick anyway. The dedupe key names the group and the latest snapshot involved
  * (its host too: sequence numbers are per host), so a batch delivered again starts no second run.
  */
-async function startReconciles(starter: ReconcileStarter, failures: Map<string, ReportedFailure>) {
+async function startReconciles(
+  starter: ReconcileStarter,
+  failures: Map<string, ReportedFailure>,
+  log: StructuredLog,
+) {
   await Promise.all(
     [...failures.values()].map(async ({ group, hostId, seq, hosts }) => {
       const others = hosts.size - 1;
@@ -154,7 +186,7 @@ async function startReconciles(starter: ReconcileStarter, failures: Map<string, 
       try {
         await starter.start(request);
       } catch (error) {
-        console.error(JSON.stringify({ msg: 'could not start a reconcile', ...request, error: `${error}` }));
+        log('error', 'could not start a reconcile', { ...request, hostId, error: `${error}` });
       }
     }),
   );
@@ -209,7 +241,7 @@ async function judgeObject(
   const { config } = deps;
   const quarantine = async (rejection: Rejection): Promise<Outcome> => {
     await deps.snapshots.quarantine(arrival.key, { ...rejection, rejectedAt: deps.now().toISOString() });
-    console.warn(JSON.stringify({ msg: 'snapshot quarantined', key: arrival.key, ...rejection }));
+    (deps.log ?? jsonConsoleLog)('warn', 'snapshot quarantined', { key: arrival.key, ...rejection });
     return `rejected:${rejection.reason}`;
   };
 

@@ -1,4 +1,5 @@
 import type { EventBridgeEvent } from 'aws-lambda';
+import { countUsage, type UsageCounter } from '../../shared/cost/usage.ts';
 import { clearAlarm, endScaleEpisode, raiseAlarm, scaleGroup } from '../../shared/groups/group-service.ts';
 import type { GroupDocument } from '../../shared/groups/group-state.ts';
 import type {
@@ -12,6 +13,7 @@ import { livenessOf, ruleContext, rulesOf } from '../../shared/monitor/rule-cont
 import type { EventStore, HostRecord, HostStore } from '../../shared/ports.ts';
 import type { Lease } from '../../shared/reconcile/lease.ts';
 import { evaluateRules } from '../../shared/rules/evaluate.ts';
+import { METRICS, type MonitorActionKind, type Telemetry } from '../../shared/telemetry.ts';
 import { mapLimited } from '../reconcile/steps/common.ts';
 
 /*
@@ -53,6 +55,10 @@ export interface MonitorDeps {
   concurrency?: number;
   /** Structured log lines; default console.log of their JSON. */
   log?: (line: Record<string, unknown>) => void;
+  /** Counts what each tick or instance event did (MonitorActions by kind); none: nothing is counted. */
+  telemetry?: Telemetry;
+  /** The hourly usage counters GET /cost prices: one ADD per invocation. */
+  usage?: UsageCounter;
 }
 
 export interface TickSummary {
@@ -118,11 +124,35 @@ export function createMonitorHandler(
 ): (event: MonitorEvent | null | undefined) => Promise<MonitorOutcome> {
   const log = deps.log ?? ((line) => console.log(JSON.stringify(line)));
   return async (event) => {
-    if (isInstanceStateChange(event)) return onInstanceChange(deps, log, event);
-    const summary = await tick(deps, log, event ?? {});
-    log({ msg: 'monitor tick', ...summary });
-    return summary;
+    const startedMs = Date.now();
+    const outcome = isInstanceStateChange(event)
+      ? await onInstanceChange(deps, log, event)
+      : await tick(deps, log, event ?? {});
+    if (outcome.kind === 'tick') log({ msg: 'monitor tick', ...outcome });
+    if (deps.telemetry) reportActions(deps.telemetry, outcome);
+    await countUsage(deps.usage, deps.now(), {
+      monitorInvocations: 1,
+      ...(outcome.kind === 'tick' ? { monitorGroups: outcome.groups, monitorReads: outcome.reads } : {}),
+      monitorMs: Date.now() - startedMs,
+    });
+    return outcome;
   };
+}
+
+/** What the monitor did, by kind: a tick with nothing due reports nothing. */
+export function monitorActions(outcome: MonitorOutcome): Partial<Record<MonitorActionKind, number>> {
+  if (outcome.kind === 'ec2') return outcome.executionId ? { 'instance-reconciled': 1 } : {};
+  return {
+    'reconcile-started': outcome.started,
+    'reconcile-coalesced': outcome.coalesced,
+    'alarm-raised': outcome.alarmsRaised,
+    'alarm-cleared': outcome.alarmsCleared,
+  };
+}
+
+function reportActions(telemetry: Telemetry, outcome: MonitorOutcome): void {
+  for (const [kind, count] of Object.entries(monitorActions(outcome)) as [MonitorActionKind, number][])
+    if (count > 0) telemetry.count(METRICS.monitorActions, count, { kind });
 }
 
 function isInstanceStateChange(event: unknown): event is InstanceStateChange {

@@ -49,6 +49,19 @@ function hasGlobalIndexes(table: dynamodb.Table): boolean {
   return Array.isArray(indexes) && indexes.length > 0;
 }
 
+/**
+ * The hourly usage counters (shared/adapters/dynamo-usage-counter.ts) in the documents table, for a function
+ * that needs nothing else of it: UpdateItem on the table alone, no read and no index.
+ */
+export function bindUsageCounter(fn: FleetFunction, table: dynamodb.Table): void {
+  fn.function.addEnvironment('DOCUMENTS_TABLE', table.tableName);
+  iam.Grant.addToPrincipal({
+    grantee: fn.function,
+    actions: ['dynamodb:UpdateItem'],
+    resourceArns: [table.tableArn],
+  });
+}
+
 export type KeyUse = 'encrypt' | 'decrypt';
 
 /** Only the single KMS action needed: no ReEncrypt or GenerateDataKey (secrets are small, encrypted directly). */

@@ -1,9 +1,15 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { z } from 'zod';
-import { RegisterHostRequest } from '../../shared/schemas.ts';
+import { writePublishedDocuments } from '../../functions/api/openapi.ts';
+import { PUBLISHED_FILES } from '../../functions/api/published-documents.ts';
+import { ROUTE_TABLE, type RouteBody, type RouteSpec } from '../../functions/api/route-table.ts';
+import { problem } from '../../shared/problem.ts';
 import { acknowledge } from './nag.ts';
 
 export interface ControlApiProps {
@@ -20,14 +26,20 @@ export interface ControlApiProps {
   readonly accessLogRetention?: logs.RetentionDays;
 }
 
-/** GET routes under /hosts/{id}; each is served by the same api function. */
-const HOST_VIEWS = ['history', 'state', 'diff', 'desired', 'drift'] as const;
-/** POST routes under /groups/{name}: lifecycle commands and rollout requests. */
-const GROUP_COMMANDS = ['start', 'stop', 'rollouts'] as const;
-/** POST routes under /rollouts/{id}. */
-const ROLLOUT_COMMANDS = ['pause', 'resume', 'abort', 'revert'] as const;
-/** POST routes under /groups/{name}/services/{service}, which DELETE removes: rollouts of one service. */
-const SERVICE_COMMANDS = ['stop', 'start'] as const;
+let publishedDirectory: string | undefined;
+
+/**
+ * The OpenAPI document and snapshot JSON Schema, generated once per synthesis into a staging folder; the api's
+ * function ships them beside its bundle (FleetFunction `besideBundle`) and serves them from there.
+ */
+export function publishedDocumentFiles(): string[] {
+  if (!publishedDirectory) {
+    publishedDirectory = mkdtempSync(join(tmpdir(), 'fleetfold-published-'));
+    writePublishedDocuments(publishedDirectory);
+  }
+  const directory = publishedDirectory;
+  return Object.values(PUBLISHED_FILES).map((file) => join(directory, file));
+}
 
 /**
  * The operator's REST API. Every method requires SigV4 (IAM) auth: operators and the CLI call it with
@@ -64,67 +76,53 @@ export class ControlApi extends Construct {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
-    const registerHostModel = this.api.addModel('RegisterHostModel', {
-      contentType: 'application/json',
-      modelName: 'RegisterHost',
-      description: 'POST /hosts body, generated from shared/schemas.ts RegisterHostRequest',
-      schema: apiGatewaySchema(z.toJSONSchema(RegisterHostRequest, { target: 'draft-4', io: 'input' })),
-    });
+    // A request API Gateway refuses never reaches the function: answer it as a problem document all the same.
+    const refused = problem(400, 'validation', '');
+    const refusedTemplate = `{"type":${JSON.stringify(refused.type)},"title":${JSON.stringify(refused.title)},"status":400,"detail":$context.error.messageString}`;
+    for (const [id, type] of [
+      ['BadRequestBody', apigateway.ResponseType.BAD_REQUEST_BODY],
+      ['BadRequestParameters', apigateway.ResponseType.BAD_REQUEST_PARAMETERS],
+    ] as const) {
+      this.api.addGatewayResponse(id, {
+        type,
+        statusCode: '400',
+        responseHeaders: { 'Content-Type': "'application/problem+json'" },
+        templates: { 'application/json': refusedTemplate },
+      });
+    }
 
     const integration = new apigateway.LambdaIntegration(props.handler, { allowTestInvoke: false });
-    const withValidation = (options: apigateway.MethodOptions = {}): apigateway.MethodOptions => ({
-      requestValidator: validator,
-      ...options,
-    });
+    const models = new Map<string, apigateway.IModel>();
+    const modelFor = (route: RouteSpec, body: RouteBody): apigateway.IModel => {
+      const known = models.get(body.name);
+      if (known) return known;
+      const model = this.api.addModel(`${body.name}Model`, {
+        contentType: 'application/json',
+        modelName: body.name,
+        description: `${route.method} ${route.path} body, generated from its zod schema (functions/api/route-table.ts)`,
+        schema: apiGatewaySchema(z.toJSONSchema(body.schema, { target: 'draft-4', io: 'input' })),
+      });
+      models.set(body.name, model);
+      return model;
+    };
 
-    const hosts = this.api.root.addResource('hosts');
-    hosts.addMethod('GET', integration, withValidation());
-    hosts.addMethod(
-      'POST',
-      integration,
-      withValidation({ requestModels: { 'application/json': registerHostModel } }),
-    );
-    const host = hosts.addResource('{id}');
-    const idParameter = { 'method.request.path.id': true };
-    host.addMethod('GET', integration, withValidation({ requestParameters: idParameter }));
-    for (const view of HOST_VIEWS) {
-      host
-        .addResource(view)
-        .addMethod('GET', integration, withValidation({ requestParameters: idParameter }));
+    // Every route of the api's own table, so API Gateway and the handler cannot disagree on what exists.
+    for (const route of ROUTE_TABLE) {
+      const parameters = Object.keys(route.pathParameters);
+      const body = route.body && gatewayValidatesBody(route.body) ? route.body : undefined;
+      resourceAt(this.api.root, route.path).addMethod(route.method, integration, {
+        operationName: route.operationId,
+        requestValidator: validator,
+        ...(parameters.length > 0
+          ? {
+              requestParameters: Object.fromEntries(
+                parameters.map((name) => [`method.request.path.${name}`, true]),
+              ),
+            }
+          : {}),
+        ...(body ? { requestModels: { 'application/json': modelFor(route, body) } } : {}),
+      });
     }
-
-    const groups = this.api.root.addResource('groups');
-    groups.addMethod('GET', integration, withValidation());
-    const group = groups.addResource('{name}');
-    const nameParameter = { 'method.request.path.name': true };
-    for (const method of ['GET', 'PUT', 'DELETE']) {
-      group.addMethod(method, integration, withValidation({ requestParameters: nameParameter }));
-    }
-    group
-      .addResource('history')
-      .addMethod('GET', integration, withValidation({ requestParameters: nameParameter }));
-    for (const command of GROUP_COMMANDS) {
-      group
-        .addResource(command)
-        .addMethod('POST', integration, withValidation({ requestParameters: nameParameter }));
-    }
-    const service = group.addResource('services').addResource('{service}');
-    const serviceParameters = { ...nameParameter, 'method.request.path.service': true };
-    service.addMethod('DELETE', integration, withValidation({ requestParameters: serviceParameters }));
-    for (const command of SERVICE_COMMANDS) {
-      service
-        .addResource(command)
-        .addMethod('POST', integration, withValidation({ requestParameters: serviceParameters }));
-    }
-    const rollout = this.api.root.addResource('rollouts').addResource('{id}');
-    rollout.addMethod('GET', integration, withValidation({ requestParameters: idParameter }));
-    for (const command of ROLLOUT_COMMANDS) {
-      rollout
-        .addResource(command)
-        .addMethod('POST', integration, withValidation({ requestParameters: idParameter }));
-    }
-
-    this.api.root.addResource('alarms').addMethod('GET', integration, withValidation());
 
     acknowledge(this.api, {
       'AwsSolutions-APIG3':
@@ -135,6 +133,23 @@ export class ControlApi extends Construct {
         "API Gateway's account-level logging role must be able to create log groups named by API Gateway itself; this AWS-managed policy is the documented way to grant that.",
     });
   }
+}
+
+/**
+ * A body API Gateway can check before the function runs: required and JSON only. Optional bodies (an empty one
+ * is valid) and bodies that may be YAML are left to the function, which parses them with the same schema.
+ */
+function gatewayValidatesBody(body: RouteBody): boolean {
+  return body.required && body.mediaTypes.length === 1 && body.mediaTypes[0] === 'application/json';
+}
+
+/** The resource of a `/a/{b}/c` path, adding the segments not made yet. */
+function resourceAt(root: apigateway.IResource, path: string): apigateway.IResource {
+  let resource = root;
+  for (const part of path.split('/').filter((segment) => segment !== '')) {
+    resource = resource.getResource(part) ?? resource.addResource(part);
+  }
+  return resource;
 }
 
 /**

@@ -15,11 +15,15 @@ export interface HostInstanceRoleProps {
  * `PUT s3://<bucket>/snapshots/<hostId>/<seq>.json` with the instance's credentials.
  *
  * The role may only `s3:PutObject` under `snapshots/`: no read, list or delete, so a compromised host learns
- * nothing about the fleet and cannot erase evidence. IAM cannot tell apart two hosts that share this role,
- * so it cannot keep host A out of `snapshots/B/`; that is the ingest's job: each snapshot body is
- * HMAC-signed with the secret of the host it claims to be, and the ingest quarantines (moves to
- * `rejected/`) anything under a prefix whose host did not sign it. A host can therefore write bytes under
- * another host's prefix but never change that host's state.
+ * nothing about the fleet and cannot erase evidence. IAM can tell two hosts of this role apart (their
+ * credentials carry `ec2:SourceInstanceARN`, and `aws:userid` is `<roleId>:<instanceId>`), which is how the
+ * inbox, large-state and secret grants reach only the caller's own (shared/groups/host-access.ts). The
+ * snapshot key names the host id, though, which is chosen before the instance exists and is not its instance
+ * id, so no policy variable can name "this host's prefix": keeping host A out of `snapshots/B/` stays the
+ * ingest's job. Each snapshot body is HMAC-signed with the secret of the host it claims to be, and the ingest
+ * quarantines (moves to `rejected/`) anything under a prefix whose host did not sign it. A host can therefore
+ * write bytes under another host's prefix but never change that host's state, and the request's principal
+ * (`<roleId>:<instanceId>` in CloudTrail data events and S3 access logs) says which instance wrote them.
  */
 export class HostInstanceRole extends Construct {
   readonly role: iam.Role;
@@ -41,7 +45,7 @@ export class HostInstanceRole extends Construct {
 
     acknowledge(this.role, {
       [`AwsSolutions-IAM5[Resource::${nagArn(props.bucket)}/${SNAPSHOT_PREFIX}*]`]:
-        'Hosts choose their own key (snapshots/<hostId>/<seq>.json); IAM cannot name one host of a shared role, so the grant is the snapshots/ prefix and per-host integrity comes from the HMAC the ingest verifies.',
+        "Hosts choose their own key (snapshots/<hostId>/<seq>.json); the host id is assigned before launch and is not the instance id, so no policy variable names one host's prefix: the grant is the snapshots/ prefix and per-host integrity comes from the HMAC the ingest verifies.",
     });
   }
 

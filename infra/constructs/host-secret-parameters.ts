@@ -2,6 +2,7 @@ import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { SOURCE_INSTANCE_ARN } from '../../shared/groups/host-access.ts';
 import { SECRET_PARAMETER_TAGS } from '../../shared/groups/host-provisioning.ts';
 import type { FleetFunction } from './fleet-function.ts';
 import { acknowledge } from './nag.ts';
@@ -16,8 +17,7 @@ export const SECRET_PARAMETER_ENV = {
 export const DEFAULT_SECRET_PARAMETER_PREFIX = '/fleetfold/hosts/';
 
 /** An IAM policy variable: IAM substitutes the ARN of the instance whose role credentials signed the request. */
-// biome-ignore lint/suspicious/noTemplateCurlyInString: IAM's ${…} syntax, not a JavaScript template
-export const SOURCE_INSTANCE_ARN = '${ec2:SourceInstanceARN}';
+export { SOURCE_INSTANCE_ARN };
 
 export interface HostSecretParametersProps {
   /**

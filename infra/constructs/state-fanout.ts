@@ -11,6 +11,12 @@ import {
   STATE_TOPIC_BASE,
   topicNames,
 } from '../../shared/groups/fanout.ts';
+import {
+  INBOX_TAG_KEYS,
+  ownInboxStatement,
+  ownStateObjectsStatement,
+  STATE_OBJECT_TAG_KEYS,
+} from '../../shared/groups/host-access.ts';
 import { acknowledge, nagArn } from './nag.ts';
 
 /** Environment variables the grant methods set, read by the functions' config.ts. */
@@ -103,7 +109,10 @@ export class StateFanout extends Construct {
     });
   }
 
-  /** May publish to every shard and store too-large states under `states/`. */
+  /**
+   * May publish to every shard and store too-large states under `states/`, tagged (S3 authorizes a PUT's
+   * tags as s3:PutObjectTagging) with the instance that may read them and the cost allocation tag, no other.
+   */
   grantPublish(fn: FanoutFunction): void {
     this.setTopicsEnv(fn);
     fn.function.addEnvironment(FANOUT_ENV.bucket, this.bucket.bucketName);
@@ -112,6 +121,16 @@ export class StateFanout extends Construct {
       new iam.PolicyStatement({
         actions: ['s3:PutObject'],
         resources: [this.bucket.arnForObjects(`${STATE_PREFIX}*`)],
+      }),
+    );
+    fn.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'TagLargeStates',
+        actions: ['s3:PutObjectTagging'],
+        resources: [this.bucket.arnForObjects(`${STATE_PREFIX}*`)],
+        conditions: {
+          'ForAllValues:StringEquals': { 's3:RequestObjectTagKeys': STATE_OBJECT_TAG_KEYS },
+        },
       }),
     );
     acknowledge(fn.role, {
@@ -126,7 +145,11 @@ export class StateFanout extends Construct {
     this.signingKey.grant(fn.function, 'kms:Sign', 'kms:GetPublicKey');
   }
 
-  /** May create, subscribe, re-filter and delete per-host inboxes. */
+  /**
+   * May create, subscribe, re-filter, tag and delete per-host inboxes. Tags are limited to the keys the
+   * publisher writes: the subscription, the instance the inbox belongs to (what the host role's access is
+   * conditioned on) and the cost allocation tag.
+   */
   grantManageInboxes(fn: FanoutFunction): void {
     this.setTopicsEnv(fn);
     fn.function.addToRolePolicy(
@@ -138,9 +161,17 @@ export class StateFanout extends Construct {
           'sqs:SetQueueAttributes',
           'sqs:DeleteQueue',
           'sqs:ListQueueTags',
-          'sqs:TagQueue',
         ],
         resources: [this.inboxQueueArnPattern],
+      }),
+    );
+    // CreateQueue with tags is authorized as TagQueue too, so one statement bounds both ways of tagging.
+    fn.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'TagInboxes',
+        actions: ['sqs:TagQueue'],
+        resources: [this.inboxQueueArnPattern],
+        conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': INBOX_TAG_KEYS } },
       }),
     );
     // SNS authorizes subscription calls against the topic; the subscription ARNs (`<topic>:<id>`) are listed
@@ -169,34 +200,23 @@ export class StateFanout extends Construct {
   }
 
   /**
-   * Hosts (their instance role) may long-poll and delete messages of inboxes, and fetch referenced states.
-   * IAM cannot tell two hosts of one role apart, so this is every inbox: a host is kept to its own states by
-   * SNS's filter (nothing else is ever delivered to its queue) and by the signed envelope naming its host id.
+   * Hosts (their instance role) may long-poll and delete messages of their own inbox and fetch the large
+   * states written for them, and no other host's: every host shares the role, but each statement holds only
+   * where the resource's `fleetfold:instance-arn` tag equals `${ec2:SourceInstanceARN}`, the instance whose
+   * credentials sign the request (see shared/groups/host-access.ts; the reconcile tags both after launch).
    */
   grantReceive(grantee: iam.IGrantable & IConstruct): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'sqs:ReceiveMessage',
-          'sqs:DeleteMessage',
-          'sqs:ChangeMessageVisibility',
-          'sqs:GetQueueUrl',
-          'sqs:GetQueueAttributes',
-        ],
-        resources: [this.inboxQueueArnPattern],
-      }),
+      iam.PolicyStatement.fromJson(ownInboxStatement(this.inboxQueueArnPattern)),
     );
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [this.bucket.arnForObjects(`${STATE_PREFIX}*`)],
-      }),
+      iam.PolicyStatement.fromJson(ownStateObjectsStatement(this.bucket.arnForObjects(`${STATE_PREFIX}*`))),
     );
     acknowledge(grantee, {
       [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sqs:<AWS::Region>:<AWS::AccountId>:${INBOX_QUEUE_PREFIX}*]`]:
-        'Inboxes are created per host at launch; IAM cannot name one host of a shared instance role, so the grant is the prefix and SNS filter policies plus signed, addressed envelopes keep a host to its own states.',
+        "Inboxes are created per host at launch, so the resource is the prefix; the condition that the queue's fleetfold:instance-arn tag equals ec2:SourceInstanceARN lets each instance reach only its own.",
       [`AwsSolutions-IAM5[Resource::${nagArn(this.bucket)}/${STATE_PREFIX}*]`]:
-        "Too-large states are fetched by the key in the signed envelope; their integrity is the envelope's sha256, so the prefix grant reveals nothing a host could alter.",
+        "Too-large states are written per host at run time, so the resource is the prefix; the condition that the object's fleetfold:instance-arn tag equals ec2:SourceInstanceARN lets each instance read only its own.",
     });
   }
 

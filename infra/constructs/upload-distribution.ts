@@ -1,8 +1,10 @@
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { SNAPSHOT_PREFIX } from '../../shared/keys.ts';
+import type { FleetFunction } from './fleet-function.ts';
 import { acknowledge } from './nag.ts';
 
 export interface UploadDistributionProps {
@@ -17,6 +19,12 @@ export interface UploadDistributionProps {
    * @default PriceClass.PRICE_CLASS_100
    */
   readonly priceClass?: cloudfront.PriceClass;
+  /**
+   * SSM SecureString (encrypted with the account's `aws/ssm` key) holding the PEM of the private key whose public
+   * half is `uploadPublicKeyPem`; the operator creates it. Functions bound with `bindUploadGrants` read it to sign.
+   * @default none: registration hands out no upload grant and the distribution admits nobody
+   */
+  readonly signingKeyParameterName?: string;
 }
 
 /**
@@ -25,11 +33,11 @@ export interface UploadDistributionProps {
  * snapshot bucket.
  *
  * How a host authenticates: every viewer request must carry a CloudFront signature (signed URL or signed
- * cookies) made with a key in the distribution's trusted key group. The operator holds the private key and,
- * when a host is registered, signs for it a CloudFront *custom policy* whose `Resource` is
- * `https://<domain>/snapshots/<hostId>/*` (with an `AWS:EpochTime` expiry and optionally an
- * `IpAddress` condition) and hands the resulting `Policy`/`Signature`/`Key-Pair-Id` values to that host
- * alone. CloudFront rejects any request whose URL is outside the signed resource, so a host can only PUT
+ * cookies) made with a key in the distribution's trusted key group. The private key lives in an SSM
+ * SecureString (`signingKeyParameterName`); the api function, bound with `bindUploadGrants`, reads it and, when a
+ * host is registered, signs for it a CloudFront *custom policy* whose `Resource` is
+ * `https://<domain>/snapshots/<hostId>/*` with an `AWS:EpochTime` expiry (shared/cdn-policy.ts), and returns
+ * the resulting `Policy`/`Signature`/`Key-Pair-Id` values to that host's registration alone. CloudFront rejects any request whose URL is outside the signed resource, so a host can only PUT
  * under its own prefix. On top of that, the ingest verifies each body's HMAC with the host's own secret,
  * so a leaked policy still cannot forge another host's state.
  *
@@ -41,10 +49,18 @@ export class UploadDistribution extends Construct {
   readonly distribution: cloudfront.Distribution;
   readonly keyGroup: cloudfront.KeyGroup;
   readonly publicKey: cloudfront.PublicKey;
+  readonly signingKeyParameter?: ssm.IStringParameter;
 
   constructor(scope: Construct, id: string, props: UploadDistributionProps) {
     super(scope, id);
 
+    if (props.signingKeyParameterName) {
+      this.signingKeyParameter = ssm.StringParameter.fromSecureStringParameterAttributes(
+        this,
+        'SigningKeyParameter',
+        { parameterName: props.signingKeyParameterName },
+      );
+    }
     this.publicKey = new cloudfront.PublicKey(this, 'UploadPublicKey', {
       encodedKey: props.uploadPublicKeyPem,
       comment: 'Verifies the per-host signed policies for snapshot uploads',
@@ -88,6 +104,19 @@ export class UploadDistribution extends Construct {
         'The distribution uses the default *.cloudfront.net certificate, whose security policy CloudFront fixes at TLSv1; a TLSv1.2_2021 minimum needs a custom domain with an ACM certificate in us-east-1, which the operator owns. Host agents negotiate TLS 1.2+ regardless.',
     });
   }
+}
+
+/**
+ * Lets `fn` sign hosts' upload grants: the base URL, the key pair id and the signing key's parameter name in
+ * its environment, and read access to that one parameter. Without a signing key parameter, nothing is set.
+ */
+export function bindUploadGrants(fn: FleetFunction, uploads: UploadDistribution): void {
+  const parameter = uploads.signingKeyParameter;
+  if (!parameter) return;
+  fn.function.addEnvironment('UPLOAD_URL', `https://${uploads.distribution.distributionDomainName}`);
+  fn.function.addEnvironment('UPLOAD_KEY_PAIR_ID', uploads.publicKey.publicKeyId);
+  fn.function.addEnvironment('UPLOAD_SIGNING_KEY_PARAMETER', parameter.parameterName);
+  parameter.grantRead(fn.function);
 }
 
 /**

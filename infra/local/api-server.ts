@@ -65,18 +65,47 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const collect = (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBytes) {
-        req.pause();
+        // Stop keeping it; refuseUnread discards the rest.
+        req.off('data', collect);
         reject(new BodyTooLarge());
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', collect);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** How much of a refused body is read and thrown away, and for how long, before the connection is cut. */
+const DISCARD_LIMIT_BYTES = 64 * 1024 * 1024;
+const DISCARD_LIMIT_MS = 10_000;
+
+/**
+ * Answers without reading the body, then discards what the client still sends. Closing at once would leave
+ * unread bytes in the socket, which makes the kernel reset the connection, and most clients (curl among them)
+ * then report the reset instead of the answer; so the answer goes first and the rest is drained, up to a limit.
+ */
+function refuseUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  document: ProblemDocument,
+  extraHeaders: Record<string, string> = {},
+): void {
+  sendProblem(res, document, { connection: 'close', ...extraHeaders });
+  let discarded = 0;
+  const cut = setTimeout(() => req.socket.destroy(), DISCARD_LIMIT_MS);
+  cut.unref();
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_LIMIT_BYTES) req.socket.destroy();
+  });
+  req.on('close', () => clearTimeout(cut));
+  req.resume();
 }
 
 /** Builds the event API Gateway's Lambda proxy integration sends for this request. */
@@ -182,31 +211,35 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const stage = options.stage ?? 'local';
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = randomUUID();
+  const tooLarge = problem(413, 'too-large', `request bodies are limited to ${maxBodyBytes} bytes`);
+
+  /** Whatever can be refused from the headers alone: a missing or wrong token, a declared length over the limit. */
+  const refusedByHeaders = (req: IncomingMessage, res: ServerResponse): boolean => {
     const presented = bearerToken(req.headers.authorization);
     if (presented === undefined || !tokensMatch(presented, options.token)) {
-      // The body is not read: close the connection rather than leave it half consumed.
       const detail =
         presented === undefined
           ? 'send the token from .fleetfold/token as "Authorization: Bearer <token>"'
           : 'the bearer token is not the one in .fleetfold/token';
-      sendProblem(res, problem(401, 'unauthorized', detail), {
+      refuseUnread(req, res, problem(401, 'unauthorized', detail), {
         'www-authenticate': 'Bearer realm="fleetfold"',
-        connection: 'close',
       });
-      return;
+      return true;
     }
-    const tooLarge = problem(413, 'too-large', `request bodies are limited to ${maxBodyBytes} bytes`);
     if (Number(req.headers['content-length'] ?? 0) > maxBodyBytes) {
-      sendProblem(res, tooLarge, { connection: 'close' });
-      return;
+      refuseUnread(req, res, tooLarge);
+      return true;
     }
+    return false;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = randomUUID();
     let body: Buffer;
     try {
       body = await readBody(req, maxBodyBytes);
     } catch (error) {
-      if (error instanceof BodyTooLarge) sendProblem(res, tooLarge, { connection: 'close' });
+      if (error instanceof BodyTooLarge) refuseUnread(req, res, tooLarge);
       else res.destroy();
       return;
     }
@@ -223,6 +256,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
 
   const server = createServer((req, res) => {
+    if (refusedByHeaders(req, res)) return;
+    handle(req, res).catch(() => res.destroy());
+  });
+  // A client that sent "Expect: 100-continue" (curl does for large bodies) is answered before it sends the body.
+  server.on('checkContinue', (req, res) => {
+    if (refusedByHeaders(req, res)) return;
+    res.writeContinue();
     handle(req, res).catch(() => res.destroy());
   });
   await new Promise<void>((resolve, reject) => {

@@ -3,12 +3,16 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createApiHandler } from '../../functions/api/handler.ts';
+import { generatedDocuments } from '../../functions/api/openapi.ts';
 import { DEFAULT_INGEST_CONFIG } from '../../functions/ingest/config.ts';
 import { createIngestHandler } from '../../functions/ingest/handler.ts';
 import { buildApiDeps, buildIngestDeps, type WiringOptions } from '../../functions/wiring.ts';
 import { LocalSecretCipher } from '../../shared/adapters/local-cipher.ts';
+import { uploadGrantIssuer } from '../../shared/cdn-policy.ts';
 import type { IngestConfig } from '../../shared/ingest.ts';
+import { MetricCounter } from '../../shared/telemetry.ts';
 import { type ApiHandler, type ApiServer, startApiServer } from './api-server.ts';
+import { type CdnStandIn, localUploadSigningKey, startCdnStandIn } from './cdn-stand-in.ts';
 import {
   type LocalControlPlane,
   type LocalControlPlaneOptions,
@@ -43,6 +47,8 @@ export interface LocalCloudOptions {
   onS3Request?: WiringOptions['onS3Request'];
   /** Operational messages (errors of the bridge, the poller, the api handler); default console.error. */
   log?: (message: string, error?: unknown) => void;
+  /** How the local fleet's agents post snapshots: to S3 (default) or through the CDN stand-in, as on AWS. */
+  agentUploads?: 's3' | 'cdn';
   /** Tuning and hooks of the reconcile loop and the local fleet (see LocalControlPlaneOptions). */
   controlPlane?: Pick<
     LocalControlPlaneOptions,
@@ -61,6 +67,8 @@ export interface LocalEndpoints {
   token: string;
   /** Where hosts PUT snapshots: the notification bridge in front of fauxqs's S3 (path-style). */
   s3: string;
+  /** The upload distribution's stand-in: signed-policy PUTs to `<cdn>/snapshots/<hostId>/<seq>.json`. */
+  cdn: string;
   sqs: string;
   sns: string;
   dynamodb: string;
@@ -93,6 +101,9 @@ export interface LocalCloud {
   /** Reconcile runs, the fleet of agent processes, the state fan-out. */
   controlPlane: LocalControlPlane;
   ingestPoller?: SqsLambdaPoller;
+  cdn: CdnStandIn;
+  /** What the functions counted (the port Powertools Metrics binds on AWS): snapshots, events, rollouts, … */
+  telemetry: MetricCounter;
   /** Stops the servers and pollers it started, in reverse order; resolves when all have stopped. */
   stop(): Promise<void>;
 }
@@ -145,7 +156,19 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     const s3 = new S3Client({ ...localClientConfig(bridge.endpoint, region), forcePathStyle: true });
     stack.push(async () => s3.destroy());
 
+    const uploadKey = await localUploadSigningKey(paths.uploadSigningKey);
+    const cdn = await startCdnStandIn({
+      s3,
+      bucket: emulators.bucket,
+      trustedKeys: new Map([[uploadKey.keyPairId, uploadKey.publicKey]]),
+      onError: (error, key) => log(`cdn stand-in: ${key} not written`, error),
+    });
+    stack.push(() => cdn.stop());
+    const uploadGrants = uploadGrantIssuer({ url: cdn.url, loadKey: async () => uploadKey });
+
+    const telemetry = new MetricCounter();
     const wiring: WiringOptions = {
+      telemetry,
       dynamodb,
       s3: s3Direct,
       bucket: emulators.bucket,
@@ -173,12 +196,20 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         if (!apiHandler) throw new Error('the api handler is not built yet');
         return apiHandler;
       },
+      ...(options.agentUploads === 'cdn' ? { cdnUploads: { url: cdn.url, grants: uploadGrants } } : {}),
+      telemetry,
       ...options.controlPlane,
     });
     // Stopped after the api and pollers (the stack unwinds in reverse), before the clients it uses.
     stack.push(() => controlPlane.stop());
     apiHandler = createApiHandler(
-      buildApiDeps({ ...wiring, documentsTable, reconcile: controlPlane.reconcile }),
+      buildApiDeps({
+        ...wiring,
+        documentsTable,
+        reconcile: controlPlane.reconcile,
+        uploadGrants,
+        published: generatedDocuments(),
+      }),
     );
 
     let ingestPoller: SqsLambdaPoller | undefined;
@@ -188,7 +219,10 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         queueUrl: emulators.ingestQueue.url,
         queueArn: emulators.ingestQueue.arn,
         region,
-        handler: createIngestHandler({ ...buildIngestDeps(wiring), starter: controlPlane.reconcile }),
+        handler: createIngestHandler({
+          ...buildIngestDeps({ ...wiring, documentsTable }),
+          starter: controlPlane.reconcile,
+        }),
         concurrency: options.pollerConcurrency ?? 2,
         waitTimeSeconds: options.pollerWaitSeconds ?? 20,
         onError: (error, stage) => log(`ingest poller: ${stage} failed`, error),
@@ -213,6 +247,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       ...(api ? { api: api.url } : {}),
       token,
       s3: bridge.endpoint,
+      cdn: cdn.url,
       sqs: emulators.awsEndpoint,
       sns: emulators.awsEndpoint,
       dynamodb: emulators.dynamodbEndpoint,
@@ -232,6 +267,8 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       apiHandler,
       controlPlane,
       ...(ingestPoller ? { ingestPoller } : {}),
+      cdn,
+      telemetry,
       stop,
     };
   } catch (error) {

@@ -8,13 +8,17 @@ import type { ReconcileDeps } from '../../functions/reconcile/handler.ts';
 import { buildMonitorDeps, buildReconcileDeps } from '../../functions/wiring.ts';
 import { LocalStateSigner } from '../../shared/adapters/local-state-signer.ts';
 import { SnsStatePublisher } from '../../shared/adapters/sns-state-publisher.ts';
+import type { UploadGrantIssuer } from '../../shared/cdn-policy.ts';
 import { statusOf } from '../../shared/fold.ts';
 import { inboxQueueName } from '../../shared/groups/fanout.ts';
 import type { HostIdentity, HostProvisioner } from '../../shared/groups/host-provisioning.ts';
+import { bindingInboxes } from '../../shared/groups/inbox-binding.ts';
 import type { ReconcileStarter } from '../../shared/groups/ports.ts';
 import type { HostStore } from '../../shared/ports.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
 import { ensureAlarmTopic } from './alarm-printer.ts';
 import type { ApiHandler } from './api-server.ts';
+import { cdnUploadEnv } from './cdn-stand-in.ts';
 import { reconcileOnCrash } from './crash-trigger.ts';
 import { LOCAL_ACCOUNT_ID } from './emulators.ts';
 import { ensureRegistered, revokeRegistration } from './host-registration.ts';
@@ -23,6 +27,7 @@ import { type InstanceExit, LocalFleet, type LocalInstance } from './local-fleet
 import { LocalFleetPort } from './local-fleet-port.ts';
 import type { LocalOutcome, LocalReconcileStarter } from './local-reconcile-starter.ts';
 import { type MonitorTimer, startMonitorTimer } from './monitor-timer.ts';
+import { type SqsGuard, startSqsGuard } from './sqs-guard.ts';
 import { statePaths } from './state-dir.ts';
 
 /*
@@ -42,6 +47,10 @@ export interface LocalControlPlaneOptions {
   tables: { events: string; hosts: string; documents: string };
   /** The api handler registers launched hosts; it is built after this, hence a getter. */
   api: () => ApiHandler;
+  /** Where the reconcile and the monitor count what they did (the local cloud's MetricCounter). */
+  telemetry?: Telemetry;
+  /** Agents post through the CDN stand-in with a grant issued at each launch; absent: straight to S3. */
+  cdnUploads?: { url: string; grants: UploadGrantIssuer };
   /** Seconds between two convergence checks of a wave; default 1 (AWS: 15). */
   reconcilePollSeconds?: number;
   /** The local ingest's heartbeat coalescing window, which the monitor and the reconcile allow for. */
@@ -64,6 +73,8 @@ export interface LocalControlPlane {
   /** The alarm topic the reconcile publishes to, and the queue on it the alarm printer reads. */
   alarmTopic: { topicArn: string; queueUrl: string };
   signer: LocalStateSigner;
+  /** The SQS endpoint agents use: checks each instance's own credentials as the host role's IAM would. */
+  sqsGuard: SqsGuard;
   /**
    * Starts again the agents of a group's hosts that were assigned a running state: EC2 instances outlive a
    * restart of the control plane, local processes do not, so a restart brings them back as they were.
@@ -84,10 +95,19 @@ export interface LocalControlPlane {
 export async function startLocalControlPlane(options: LocalControlPlaneOptions): Promise<LocalControlPlane> {
   const paths = statePaths(options.stateDir);
   const { s3Direct, sqs, sns, dynamodb } = options.clients;
-  const [signer, topicArns, alarmTopic] = await Promise.all([
+  // Local instances' ARNs, as the guard derives a caller's ec2:SourceInstanceARN and bindInbox tags inboxes.
+  const instanceArnPrefix = `arn:aws:ec2:${options.region}:${LOCAL_ACCOUNT_ID}:instance/`;
+  const [signer, topicArns, alarmTopic, sqsGuard] = await Promise.all([
     LocalStateSigner.fromKeyFile(paths.stateSigningKey),
     ensureStateTopics(sns),
     ensureAlarmTopic(sns, sqs),
+    startSqsGuard({
+      upstream: options.awsEndpoint,
+      sqs,
+      region: options.region,
+      accountId: LOCAL_ACCOUNT_ID,
+      instanceArnPrefix,
+    }),
   ]);
   const publisher = new SnsStatePublisher({
     sns,
@@ -96,6 +116,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     bucket: options.bucket,
     signer,
     topicArns,
+    instanceArnPrefix,
   });
   const secretFile = (hostId: string) => join(paths.hostSecrets, `${hostId}.secret`);
 
@@ -122,6 +143,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     heartbeatSeconds: options.agentHeartbeatSeconds ?? 60,
     pollSeconds: options.agentPollSeconds ?? 2,
     ...(options.onAgentOutput ? { onOutput: options.onAgentOutput } : {}),
+    credentials: (instanceId) => sqsGuard.credentialsFor(instanceId),
     onExit: (instance, exit) => {
       options.onAgentExit?.(instance, exit);
       void onCrash(instance, exit);
@@ -133,19 +155,25 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     await ensureRegistered(options.api(), host, file);
     return file;
   };
-  const provisionerFor = (stores: Pick<ReconcileDeps, 'events' | 'hosts'>): HostProvisioner => ({
-    prepare: registerLocally,
-    // A local process is the only reader of its own file: there is no instance to grant it to.
-    bind: async () => {},
-    revoke: (hostId) => revokeRegistration({ ...stores, now: () => new Date() }, hostId, secretFile(hostId)),
-  });
+  const provisionerFor = (stores: Pick<ReconcileDeps, 'events' | 'hosts'>): HostProvisioner =>
+    bindingInboxes(
+      {
+        prepare: registerLocally,
+        // A local process is the only reader of its own file: there is no instance to grant it to.
+        bind: async () => {},
+        revoke: (hostId) =>
+          revokeRegistration({ ...stores, now: () => new Date() }, hostId, secretFile(hostId)),
+      },
+      publisher,
+    );
   const fleetPort = new LocalFleetPort({
     fleet,
     // Also reached without the reconcile (resumeGroup); a host the provisioner registered is reused.
     register: async (request) => ({ secretFile: await registerLocally(request) }),
-    agentEnv: (hostId) => ({
-      FLEETFOLD_INBOX_QUEUE_URL: `${options.awsEndpoint}/${LOCAL_ACCOUNT_ID}/${inboxQueueName(hostId)}`,
+    agentEnv: async (hostId) => ({
+      FLEETFOLD_INBOX_QUEUE_URL: `${sqsGuard.endpoint}/${LOCAL_ACCOUNT_ID}/${inboxQueueName(hostId)}`,
       FLEETFOLD_CONTROL_PUBLIC_KEY_FILE: `${paths.stateSigningKey}.pub`,
+      ...(options.cdnUploads ? await cdnUploadEnv(options.cdnUploads, hostId, paths.hostSecrets) : {}),
     }),
   });
 
@@ -161,6 +189,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     provisioner: provisionerFor,
     publisher,
     alarmTopic: { sns, topicArn: alarmTopic.topicArn },
+    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     settings: {
       pollSeconds: options.reconcilePollSeconds ?? 1,
       checkWindowMs: 2_000,
@@ -201,6 +230,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
         tickSeconds,
         heartbeatCoalesceSeconds: options.heartbeatCoalesceSeconds,
         alarmTopic: { sns, topicArn: alarmTopic.topicArn },
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       }),
       // What a tick did reaches the caller (onTick); a JSON line every few seconds would drown the demo's output.
       log: () => {},
@@ -213,7 +243,8 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     publisher,
     alarmTopic,
     signer,
-    resumeGroup: (group) => resumeGroup(group, { hosts, fleetPort }),
+    sqsGuard,
+    resumeGroup: (group) => resumeGroup(group, { hosts, fleetPort, publisher }),
     settled: () => reconcile.settled(),
     startMonitor: (seconds, onTick) => {
       if (monitor) throw new Error('the monitor runs already');
@@ -235,13 +266,14 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
       await monitor?.stop();
       reconcile.stop();
       await fleet.stopAll();
+      await sqsGuard.stop();
     },
   };
 }
 
 async function resumeGroup(
   group: string,
-  parts: { hosts: HostStore; fleetPort: LocalFleetPort },
+  parts: { hosts: HostStore; fleetPort: LocalFleetPort; publisher: SnsStatePublisher },
 ): Promise<string[]> {
   const resumed: string[] = [];
   let cursor: string | undefined;
@@ -252,7 +284,7 @@ async function resumeGroup(
       if (host.terminated && statusOf(host) === host.terminated.status) continue;
       const desired = host.assigned?.state;
       if (!desired || desired.mode === 'stopped') continue;
-      await parts.fleetPort.launch({
+      const instance = await parts.fleetPort.launch({
         hostId: host.hostId,
         group: host.group,
         hostType: host.hostType,
@@ -261,6 +293,8 @@ async function resumeGroup(
         stateVersion: desired.stateVersion,
         secretRef: '',
       });
+      // A new process is a new instance: its inbox is handed to it, as the reconcile's bind does.
+      await parts.publisher.bindInbox(host.hostId, instance);
       resumed.push(host.hostId);
     }
     cursor = page.next;

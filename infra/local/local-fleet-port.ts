@@ -10,7 +10,7 @@ export interface LocalFleetPortOptions {
    */
   register(request: LaunchRequest): Promise<{ secretFile: string }>;
   /** What the agent needs beyond its identity: e.g. its inbox queue URL, the control plane's public key file. */
-  agentEnv(hostId: string): Record<string, string>;
+  agentEnv(hostId: string): Record<string, string> | Promise<Record<string, string>>;
   /**
    * How long a stopping agent gets between SIGTERM and SIGKILL.
    * @default 10 s (LocalFleet's default)
@@ -92,7 +92,7 @@ export class LocalFleetPort implements FleetPort {
       // The services come with the desired state the agent receives, not with the launch.
       services: {},
       secretFile,
-      env: this.options.agentEnv(request.hostId),
+      env: await this.options.agentEnv(request.hostId),
     };
     return toFleetInstance(this.options.fleet.launch(spec));
   }

@@ -59,6 +59,11 @@ export interface LocalFleetOptions {
   onOutput?: (hostId: string, line: string, stream: 'stdout' | 'stderr') => void;
   /** Called when an agent process ends, asked to or not. */
   onExit?: (instance: LocalInstance, exit: InstanceExit) => void;
+  /**
+   * The AWS credentials of one instance (its role session on EC2), given to its agent as AWS_ACCESS_KEY_ID and
+   * AWS_SECRET_ACCESS_KEY; default none (the agent signs with a placeholder).
+   */
+  credentials?: (instanceId: string) => { accessKeyId: string; secretAccessKey: string };
 }
 
 interface Tracked {
@@ -129,7 +134,7 @@ export class LocalFleet {
     };
     const child = spawn(command.executable, command.args, {
       cwd: command.cwd,
-      env: { ...inheritedEnv(), ...this.agentEnv(spec) },
+      env: { ...inheritedEnv(), ...this.agentEnv(spec), ...this.credentialsEnv(instanceId) },
       // The IPC channel is how an agent notices that this process is gone (see exit-with-parent.ts).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Its own process group: a Ctrl-C in the terminal reaches only the parent, which stops agents in order.
@@ -236,6 +241,13 @@ export class LocalFleet {
     };
   }
 
+  private credentialsEnv(instanceId: string): Record<string, string> {
+    const credentials = this.options.credentials?.(instanceId);
+    return credentials
+      ? { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey }
+      : {};
+  }
+
   private require(hostId: string): Tracked {
     const tracked = this.instances.get(hostId);
     if (!tracked) throw new Error(`no host ${hostId} in the local fleet`);
@@ -243,8 +255,17 @@ export class LocalFleet {
   }
 }
 
-/** This process's environment minus a secret meant for some other agent, which would win over the file. */
+/**
+ * This process's environment minus a secret meant for some other agent, which would win over the file, and
+ * minus the operator's own AWS credentials: an agent holds only the credentials of its instance.
+ */
 function inheritedEnv(): NodeJS.ProcessEnv {
-  const { FLEETFOLD_SECRET: _ignored, ...rest } = process.env;
+  const {
+    FLEETFOLD_SECRET: _secret,
+    AWS_ACCESS_KEY_ID: _keyId,
+    AWS_SECRET_ACCESS_KEY: _key,
+    AWS_SESSION_TOKEN: _token,
+    ...rest
+  } = process.env;
   return rest;
 }

@@ -24,7 +24,11 @@ function readConfig(env: NodeJS.ProcessEnv) {
   if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65_535) {
     throw new Error(`PORT must be a port number, got "${portText}"`);
   }
-  return { stateDir: resolveStateDir(env), apiPort };
+  const uploads = env.FLEETFOLD_UPLOADS ?? 's3';
+  if (uploads !== 's3' && uploads !== 'cdn') {
+    throw new Error(`FLEETFOLD_UPLOADS must be "s3" or "cdn", got "${uploads}"`);
+  }
+  return { stateDir: resolveStateDir(env), apiPort, uploads: uploads as 's3' | 'cdn' };
 }
 
 function log(message: string, error?: unknown): void {
@@ -75,6 +79,7 @@ async function main(): Promise<void> {
       apiPort: config.apiPort,
       ingest: true,
       withApi: true,
+      agentUploads: config.uploads,
       log,
       // A lastSeen write per agent every 10 s costs nothing here, and a lost host is then seen within 45 s
       // (3 missed heartbeats of 10 s, this window, a monitor period) rather than AWS's 60 s window later.
@@ -106,6 +111,7 @@ async function main(): Promise<void> {
       api,
       token: endpoints.token,
       s3: endpoints.s3,
+      cdn: endpoints.cdn,
       sqs: endpoints.sqs,
       sns: endpoints.sns,
       dynamodb: endpoints.dynamodb,
@@ -145,6 +151,7 @@ async function main(): Promise<void> {
         `  API        ${api}`,
         `  token      ${endpoints.token}   (also in ${paths.token})`,
         `  S3         ${endpoints.s3}  bucket ${endpoints.bucket} (uploads under snapshots/ notify the ingest queue)`,
+        `  CDN        ${endpoints.cdn}  (signed-policy uploads; the agents use it: ${config.uploads === 'cdn' ? 'yes' : 'no, FLEETFOLD_UPLOADS=cdn'})`,
         `  SQS/SNS    ${endpoints.sqs}`,
         `  DynamoDB   ${endpoints.dynamodb}`,
         `  state      ${config.stateDir}   (endpoints in ${paths.endpoints})`,

@@ -30,6 +30,8 @@ export function statePaths(stateDir: string) {
     agents: join(stateDir, 'agents'),
     /** The control plane's ECDSA key that signs desired states (agents get `<file>.pub`). */
     stateSigningKey: join(stateDir, 'state-signing.pem'),
+    /** The RSA key that signs hosts' CloudFront upload policies (the CDN stand-in trusts its public half). */
+    uploadSigningKey: join(stateDir, 'upload-signing.pem'),
   };
 }
 

@@ -1,11 +1,20 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambdaEvents from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Construct } from 'constructs';
 import { PLAN_PREFIX } from '../../functions/reconcile/plan-store.ts';
+import { COST_ALLOCATION_TAGS } from '../../shared/cost/tags.ts';
 import { REJECTED_PREFIX, SNAPSHOT_PREFIX } from '../../shared/keys.ts';
+import { AgentArtifact } from '../constructs/agent-artifact.ts';
 import { AlarmTopic } from '../constructs/alarm-topic.ts';
-import { bindBucket, bindKey, bindTable, bindTopicPublish } from '../constructs/bindings.ts';
-import { ControlApi } from '../constructs/control-api.ts';
+import {
+  bindBucket,
+  bindKey,
+  bindTable,
+  bindTopicPublish,
+  bindUsageCounter,
+} from '../constructs/bindings.ts';
+import { ControlApi, publishedDocumentFiles } from '../constructs/control-api.ts';
 import { FleetFunction } from '../constructs/fleet-function.ts';
 import { bindFleetControl } from '../constructs/fleet-permissions.ts';
 import { FleetTables } from '../constructs/fleet-tables.ts';
@@ -15,14 +24,21 @@ import { HostSecretsKey } from '../constructs/host-secrets-key.ts';
 import { IngestQueue } from '../constructs/ingest-queue.ts';
 import { Monitor } from '../constructs/monitor.ts';
 import { acknowledge } from '../constructs/nag.ts';
+import { OperationsAlarms } from '../constructs/operations-alarms.ts';
+import { OperationsDashboard } from '../constructs/operations-dashboard.ts';
 import { ReconcileStateMachine } from '../constructs/reconcile-state-machine.ts';
 import { SnapshotBucket } from '../constructs/snapshot-bucket.ts';
 import { StateFanout } from '../constructs/state-fanout.ts';
-import { UploadDistribution } from '../constructs/upload-distribution.ts';
+import { bindUploadGrants, UploadDistribution } from '../constructs/upload-distribution.ts';
 
 export interface FleetfoldStackProps extends StackProps {
   /** PEM of the public key CloudFront verifies host upload signatures with. */
   readonly uploadPublicKeyPem: string;
+  /**
+   * SSM SecureString with the PEM of the upload key's private half: the api signs each registered host's grant.
+   * @default none: registration hands out no upload grant
+   */
+  readonly uploadSigningKeyParameter?: string;
   /**
    * Days raw snapshots (and noncurrent versions) are kept in the bucket.
    * @default 30
@@ -49,7 +65,7 @@ export interface FleetfoldStackProps extends StackProps {
   readonly hostSecurityGroupIds?: readonly string[];
   /**
    * AMI for host types that name neither an image nor a launch template.
-   * @default none: such host types fail to launch, naming the host
+   * @default the latest Amazon Linux 2023 arm64 AMI (its public SSM parameter, read at each deploy)
    */
   readonly hostImageId?: string;
   /**
@@ -63,6 +79,14 @@ export interface FleetfoldStackProps extends StackProps {
    */
   readonly monitorRateMinutes?: number;
 }
+
+/**
+ * The current Amazon Linux 2023 for Graviton (the demo's instance types) with its default kernel: its public
+ * SSM parameter, resolved at each deploy. Hosts whose type names no image or launch template boot it.
+ */
+export const DEFAULT_HOST_IMAGE_PARAMETER =
+  '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64';
+const DEFAULT_HOST_IMAGE = ec2.MachineImage.fromSsmParameter(DEFAULT_HOST_IMAGE_PARAMETER);
 
 /** Where the default agent artifact lives in the snapshot bucket. */
 export const AGENT_ARTIFACT_PREFIX = 'agent/';
@@ -102,11 +126,17 @@ export class FleetfoldStack extends Stack {
   readonly fanout: StateFanout;
   readonly hostSecrets: HostSecretParameters;
   readonly agentArtifactUrl: string;
+  /** Built and uploaded by the stack when `agentArtifactUrl` is the default. */
+  readonly agentArtifact?: AgentArtifact;
   readonly alarms: AlarmTopic;
   readonly monitor: Monitor;
+  readonly operationsAlarms: OperationsAlarms;
+  readonly dashboard: OperationsDashboard;
 
   constructor(scope: Construct, id: string, props: FleetfoldStackProps) {
     super(scope, id, props);
+    // Cost allocation: every taggable resource of the stack is billed under these (shared/cost/tags.ts).
+    for (const [key, value] of Object.entries(COST_ALLOCATION_TAGS)) Tags.of(this).add(key, value);
 
     this.snapshots = new SnapshotBucket(this, 'Snapshots', {
       ...(props.snapshotRetentionDays === undefined
@@ -118,6 +148,9 @@ export class FleetfoldStack extends Stack {
       bucket,
       logBucket: this.snapshots.logBucket,
       uploadPublicKeyPem: props.uploadPublicKeyPem,
+      ...(props.uploadSigningKeyParameter
+        ? { signingKeyParameterName: props.uploadSigningKeyParameter }
+        : {}),
     });
     this.hostRole = new HostInstanceRole(this, 'HostRole', { bucket });
     this.ingestQueue = new IngestQueue(this, 'IngestQueue', { bucket, consumerTimeout: INGEST_TIMEOUT });
@@ -133,6 +166,7 @@ export class FleetfoldStack extends Stack {
     });
     bindTable(this.ingest, 'EVENTS_TABLE', this.tables.events, 'readWrite');
     bindTable(this.ingest, 'HOSTS_TABLE', this.tables.hosts, 'readWrite');
+    bindUsageCounter(this.ingest, this.tables.documents);
     bindKey(this.ingest, 'SECRETS_KEY_ID', this.secretsKey.key, 'decrypt');
     bindBucket(this.ingest, 'BUCKET', bucket, {
       get: [`${SNAPSHOT_PREFIX}*`],
@@ -152,6 +186,7 @@ export class FleetfoldStack extends Stack {
     this.api = new FleetFunction(this, 'ApiHandler', {
       entry: 'functions/api/index.ts',
       description: 'Serves the fleetfold REST API',
+      besideBundle: publishedDocumentFiles(),
       memorySize: 256,
       timeout: Duration.seconds(10),
     });
@@ -159,6 +194,7 @@ export class FleetfoldStack extends Stack {
     bindTable(this.api, 'HOSTS_TABLE', this.tables.hosts, 'readWrite');
     bindTable(this.api, 'DOCUMENTS_TABLE', this.tables.documents, 'readWrite');
     bindKey(this.api, 'SECRETS_KEY_ID', this.secretsKey.key, 'encrypt');
+    bindUploadGrants(this.api, this.uploads);
 
     this.controlApi = new ControlApi(this, 'ControlApi', { handler: this.api.function });
 
@@ -199,6 +235,10 @@ export class FleetfoldStack extends Stack {
     bindFleetControl(this.reconcile, this.hostRole);
     this.agentArtifactUrl = props.agentArtifactUrl ?? `s3://${bucket.bucketName}/${AGENT_ARTIFACT_KEY}`;
     if (props.agentArtifactUrl === undefined) {
+      this.agentArtifact = new AgentArtifact(this, 'AgentArtifact', {
+        bucket,
+        prefix: AGENT_ARTIFACT_PREFIX,
+      });
       this.hostRole.grantAgentArtifacts(bucket, AGENT_ARTIFACT_PREFIX);
     } else {
       this.hostRole.grantAgentArtifactUrl(props.agentArtifactUrl);
@@ -207,7 +247,7 @@ export class FleetfoldStack extends Stack {
     const launchSettings: [string, string | undefined][] = [
       ['SUBNET_IDS', props.hostSubnetIds?.join(',')],
       ['SECURITY_GROUP_IDS', props.hostSecurityGroupIds?.join(',')],
-      ['DEFAULT_IMAGE', props.hostImageId],
+      ['DEFAULT_IMAGE', props.hostImageId ?? DEFAULT_HOST_IMAGE.getImage(this).imageId],
     ];
     for (const [name, value] of launchSettings) {
       if (value) this.reconcile.function.addEnvironment(name, value);
@@ -238,6 +278,28 @@ export class FleetfoldStack extends Stack {
       environment: HEARTBEAT_ALLOWANCE,
       ...(props.monitorRateMinutes === undefined ? {} : { rate: Duration.minutes(props.monitorRateMinutes) }),
     });
+    const functions = {
+      Ingest: this.ingest.function,
+      Api: this.api.function,
+      Reconcile: this.reconcile.function,
+      Monitor: this.monitor.function.function,
+    };
+    this.operationsAlarms = new OperationsAlarms(this, 'OperationsAlarms', {
+      alarmTopic: this.alarms.topic,
+      ingestDeadLetterQueue: this.ingestQueue.deadLetterQueue,
+      reconcileStateMachine: this.reconcileMachine.stateMachine,
+      functions,
+      monitorFunction: this.monitor.function.function,
+      ...(props.monitorRateMinutes === undefined
+        ? {}
+        : { monitorPeriod: Duration.minutes(props.monitorRateMinutes) }),
+    });
+    this.dashboard = new OperationsDashboard(this, 'Dashboard', {
+      ingestQueue: this.ingestQueue.queue,
+      reconcileStateMachine: this.reconcileMachine.stateMachine,
+      functions,
+      tables: [this.tables.events, this.tables.hosts, this.tables.documents],
+    });
 
     this.acknowledgeBucketNotificationsHandler();
 
@@ -248,6 +310,7 @@ export class FleetfoldStack extends Stack {
       value: this.hostRole.instanceProfile.instanceProfileName,
     });
     new CfnOutput(this, 'ApiUrl', { value: this.controlApi.api.url });
+    new CfnOutput(this, 'OpenApiUrl', { value: this.controlApi.api.urlForPath('/openapi.json') });
     new CfnOutput(this, 'EventsTableName', { value: this.tables.events.tableName });
     new CfnOutput(this, 'HostsTableName', { value: this.tables.hosts.tableName });
     new CfnOutput(this, 'DocumentsTableName', { value: this.tables.documents.tableName });

@@ -1,29 +1,21 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { Diagnosis } from '../alarms/diagnosis.ts';
-import { emfLine } from '../emf.ts';
 import type { AlarmPublisher, PublishedAlarm } from '../groups/ports.ts';
 
 /** SNS refuses a subject over 100 characters (and e-mail shows no more). */
 export const MAX_SUBJECT_LENGTH = 100;
 /** SNS messages hold 256 KiB; the JSON part is left out of a message that would not fit. */
 const MAX_MESSAGE_BYTES = 256 * 1024 - 1024;
-export const ALARM_METRIC_NAMESPACE = 'fleetfold';
-export const ALARM_METRIC = 'AlarmsRaised';
 
 export interface SnsAlarmPublisherOptions {
   sns: SNSClient;
   topicArn: string;
-  /** Where the metric line goes (CloudWatch reads it from the Lambda's log); default console.log. */
-  log?: (line: string) => void;
-  /** Timestamp of the metric datapoint; default the wall clock. */
-  clock?: () => Date;
 }
 
 /**
  * Alarms to an SNS topic, for people (e-mail) and for machines (a chat hook, a pager) alike: a subject and a
  * text to read, the alarm's JSON after it, and `group` and `alarm` as message attributes so a subscription
- * can filter. Each alarm is also one "AlarmsRaised" datapoint (EMF line), so a CloudWatch alarm can page on
- * a rate of alarms as well.
+ * can filter. (The AlarmsRaised metric is counted where the alarm is recorded: shared/telemetry.ts.)
  */
 export class SnsAlarmPublisher implements AlarmPublisher {
   readonly #options: SnsAlarmPublisherOptions;
@@ -44,8 +36,6 @@ export class SnsAlarmPublisher implements AlarmPublisher {
         },
       }),
     );
-    const log = this.#options.log ?? ((line: string) => console.log(line));
-    log(alarmMetricLine(alarm, (this.#options.clock?.() ?? new Date()).getTime()));
   }
 }
 
@@ -84,14 +74,4 @@ export function alarmMessage(alarm: PublishedAlarm): string {
   return Buffer.byteLength(withJson, 'utf8') <= MAX_MESSAGE_BYTES
     ? withJson
     : `${text}\n\n(the alarm's JSON is too large for a message: GET /alarms has it)\n`;
-}
-
-/** One AlarmsRaised datapoint under the alarm's group and name. */
-export function alarmMetricLine(alarm: Pick<PublishedAlarm, 'group' | 'alarm'>, timestamp: number): string {
-  return emfLine({
-    namespace: ALARM_METRIC_NAMESPACE,
-    dimensions: { group: alarm.group, alarm: alarm.alarm },
-    counts: { [ALARM_METRIC]: 1 },
-    timestamp,
-  });
 }

@@ -18,6 +18,7 @@ import {
   type SQSClient,
   TagQueueCommand,
 } from '@aws-sdk/client-sqs';
+import { COST_ALLOCATION_TAGS } from '../cost/tags.ts';
 import { ValidationError } from '../errors.ts';
 import { type BroadcastTarget, signBroadcast } from '../groups/broadcast.ts';
 import {
@@ -41,8 +42,15 @@ import {
   toSnsAttributes,
   travelsInline,
 } from '../groups/fanout.ts';
+import { INSTANCE_ARN_TAG, instanceArn, SUBSCRIPTION_TAG } from '../groups/host-access.ts';
 import type { DesiredHostState } from '../groups/model.ts';
-import type { InboxAddress, StateEnvelope, StatePublisher, StateSigner } from '../groups/ports.ts';
+import type {
+  FleetInstance,
+  InboxAddress,
+  StateEnvelope,
+  StatePublisher,
+  StateSigner,
+} from '../groups/ports.ts';
 import { sha256Hex, signEnvelope } from '../state-envelope.ts';
 
 export type FanoutOperation =
@@ -79,6 +87,11 @@ export interface SnsStatePublisherOptions {
   publishConcurrency?: number;
   /** Called once per AWS request, so benchmarks can report requests per rollout. */
   onRequest?: (operation: FanoutOperation) => void;
+  /**
+   * `arn:<partition>:ec2:<region>:<account>:instance/`: bindInbox tags an inbox with this plus the instance
+   * id, the value the host role's `${ec2:SourceInstanceARN}` condition compares with. Needed by bindInbox only.
+   */
+  instanceArnPrefix?: string;
 }
 
 /** Entries SNS refused twice; `hostIds` names the hosts whose states did not go out. */
@@ -93,7 +106,6 @@ export class StatePublishError extends Error {
   }
 }
 
-const SUBSCRIPTION_TAG = 'fleetfold:subscription';
 const DLQ_RETENTION_SECONDS = '1209600';
 
 interface Outgoing {
@@ -171,6 +183,25 @@ export class SnsStatePublisher implements StatePublisher {
       new TagQueueCommand({ QueueUrl: queueUrl, Tags: { [SUBSCRIPTION_TAG]: subscriptionArn } }),
     );
     return { queueUrl };
+  }
+
+  /**
+   * Lets exactly this instance read the host's inbox (and the large states written for it from now on): the
+   * inbox is tagged with the instance's ARN, replacing an earlier instance's, which then can no longer reach
+   * it. Called once the instance exists, beside the secret parameter's bind (shared/groups/inbox-binding.ts).
+   */
+  async bindInbox(hostId: string, instance: Pick<FleetInstance, 'instanceId'>): Promise<void> {
+    const prefix = this.options.instanceArnPrefix;
+    if (!prefix) throw new Error('SnsStatePublisher: bindInbox needs the instanceArnPrefix option');
+    const queueUrl = await this.queueUrl(inboxQueueName(hostId));
+    if (!queueUrl) throw new Error(`host ${hostId} has no inbox to bind to ${instance.instanceId}`);
+    this.count('SQS:TagQueue');
+    await this.options.sqs.send(
+      new TagQueueCommand({
+        QueueUrl: queueUrl,
+        Tags: { [INSTANCE_ARN_TAG]: instanceArn(prefix, instance.instanceId), ...COST_ALLOCATION_TAGS },
+      }),
+    );
   }
 
   async removeInbox(hostId: string): Promise<void> {
@@ -256,6 +287,13 @@ export class SnsStatePublisher implements StatePublisher {
     // retried publish of the same version, but a host only acts on bytes matching what was signed.
     const body = JSON.stringify(state);
     const key = stateObjectKey(state.hostId, state.stateVersion);
+    // Readable only by the instance the inbox is bound to (the host role's s3:ExistingObjectTag condition);
+    // an inbox not bound yet leaves the object unreadable to every host, which fails closed.
+    const owner = await this.inboxOwner(state.hostId);
+    const tags = new URLSearchParams({
+      ...(owner ? { [INSTANCE_ARN_TAG]: owner } : {}),
+      ...COST_ALLOCATION_TAGS,
+    });
     this.count('S3:PutObject');
     await this.options.s3.send(
       new PutObjectCommand({
@@ -263,6 +301,7 @@ export class SnsStatePublisher implements StatePublisher {
         Key: key,
         Body: body,
         ContentType: 'application/json',
+        Tagging: tags.toString(),
       }),
     );
     const ref: NonNullable<StateEnvelope['ref']> = {
@@ -300,12 +339,24 @@ export class SnsStatePublisher implements StatePublisher {
     });
   }
 
-  /** CreateQueue is idempotent only for equal attributes; an inbox made under other settings is updated. */
+  /** The ARN of the instance the host's inbox is bound to, if it is. */
+  private async inboxOwner(hostId: string): Promise<string | undefined> {
+    const queueUrl = await this.queueUrl(inboxQueueName(hostId));
+    if (!queueUrl) return undefined;
+    this.count('SQS:ListQueueTags');
+    const tags = await this.options.sqs.send(new ListQueueTagsCommand({ QueueUrl: queueUrl }));
+    return tags.Tags?.[INSTANCE_ARN_TAG] || undefined;
+  }
+
+  /**
+   * CreateQueue is idempotent only for equal attributes; an inbox made under other settings is updated.
+   * A new queue carries the cost allocation tags from its first moment; an existing one is tagged again.
+   */
   private async upsertQueue(name: string, attributes: Record<string, string>): Promise<string> {
     try {
       this.count('SQS:CreateQueue');
       const created = await this.options.sqs.send(
-        new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+        new CreateQueueCommand({ QueueName: name, Attributes: attributes, tags: COST_ALLOCATION_TAGS }),
       );
       if (!created.QueueUrl) throw new Error(`CreateQueue ${name} returned no URL`);
       return created.QueueUrl;
@@ -324,6 +375,8 @@ export class SnsStatePublisher implements StatePublisher {
     if (!url) throw new Error(`queue ${name} exists and does not`);
     this.count('SQS:SetQueueAttributes');
     await this.options.sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: attributes }));
+    this.count('SQS:TagQueue');
+    await this.options.sqs.send(new TagQueueCommand({ QueueUrl: url, Tags: COST_ALLOCATION_TAGS }));
     return url;
   }
 

@@ -2,7 +2,6 @@
  * Group definitions: text (YAML or JSON) → a checked GroupDefinition → a CompiledGroup the planner can use.
  * Every rejection names its culprit: a field path, a service, a selector position or a cycle.
  */
-import { isMap, isPair, isScalar, parseDocument, visit } from 'yaml';
 import { TooLargeError, ValidationError } from '../errors.ts';
 import { checkRules } from '../rules/compile.ts';
 import { effectiveRules } from '../rules/defaults.ts';
@@ -10,6 +9,7 @@ import { type DefinitionIssue, describeIssues, validateGroupDefinition } from '.
 import { assertAcyclic, dependencyLevels, dependentsOf, groupByLevel } from './graph.ts';
 import type { CompiledGroup, CompiledHostType, GroupDefinition, HostTypeDefinition } from './model.ts';
 import { describeSelector, parseSelector, SelectorError, selectorSize } from './selectors.ts';
+import { readDefinitionYaml, YamlReadError } from './yaml-reader.ts';
 
 export { validateGroupDefinition } from './definition-schema.ts';
 
@@ -50,43 +50,19 @@ function readJson(text: string): unknown {
 
 /**
  * YAML reads `version: 13.2` as the number 13.2 and `version: 2.10` as 2.1; an operator means the text they
- * typed, so versions and config values keep their source text whatever YAML thinks they are.
+ * typed, so versions and config values keep their source text whatever YAML thinks they are (yaml-reader.ts).
  */
 function readYaml(text: string): unknown {
-  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  const error = document.errors[0];
-  if (error) {
-    const [line, column] = error.linePos?.[0] ? [error.linePos[0].line, error.linePos[0].col] : [];
+  try {
+    return readDefinitionYaml(text);
+  } catch (error) {
+    if (!(error instanceof YamlReadError)) throw error;
+    const { line, column } = error.position ?? {};
     throw new ValidationError(
       `group definition is not valid YAML: ${error.message}`,
       { line, column },
       { cause: error },
     );
-  }
-  visit(document, {
-    Pair(_, pair) {
-      if (!isScalar(pair.key)) return;
-      if (pair.key.value === 'version' && isScalar(pair.value)) keepSourceText(pair.value);
-      if (pair.key.value === 'config' && isMap(pair.value)) {
-        for (const item of pair.value.items)
-          if (isPair(item) && isScalar(item.value)) keepSourceText(item.value);
-      }
-    },
-  });
-  try {
-    return document.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    throw new ValidationError(
-      `group definition is not valid YAML: ${(error as Error).message}`,
-      {},
-      { cause: error },
-    );
-  }
-}
-
-function keepSourceText(scalar: { value: unknown; source?: string }): void {
-  if (typeof scalar.value === 'number' || typeof scalar.value === 'boolean') {
-    scalar.value = scalar.source ?? String(scalar.value);
   }
 }
 

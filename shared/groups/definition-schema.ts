@@ -6,7 +6,7 @@ import * as z from 'zod/mini';
 import '../zod.ts';
 import { ValidationError } from '../errors.ts';
 import { DEFAULT_LIVENESS } from '../hosts/liveness.ts';
-import { CHANNELS } from '../schemas.ts';
+import { CHANNELS, ConfigKey, Version } from '../schemas.ts';
 import type { GroupDefinition } from './model.ts';
 
 export const DEFAULT_WAVE = 'max(1, 25%)';
@@ -42,12 +42,9 @@ const seconds = () =>
     .check(z.minimum(1, 'expected a positive number of seconds'));
 
 export const ServiceSpecSchema = z.strictObject({
-  version: text(64),
+  version: Version,
   config: z.optional(
-    z.record(
-      z.string().check(z.minLength(1, 'config keys must not be empty'), z.maxLength(256)),
-      z.string({ error: expected('a string value') }).check(z.maxLength(4096)),
-    ),
+    z.record(ConfigKey, z.string({ error: expected('a string value') }).check(z.maxLength(4096))),
   ),
   port: z.optional(
     z

@@ -237,21 +237,62 @@ export function selectorSize(selector: Selector, total: number): number {
   return Math.min(whole, ...selector.sizes.map((size) => sizeOf(size, whole)));
 }
 
+const NUMERIC = /^\d+$/;
+
 /**
- * Dotted versions compare part by part: numerically when both parts are numbers, else as strings;
- * a missing part counts as 0, so `2` equals `2.0`.
+ * One identifier against another: numbers numerically and below words, words in ASCII order — semver's rule
+ * for pre-release identifiers (§11.4), used for every dotted part so the order stays total on any input.
  */
-export function compareVersions(a: string, b: string): number {
-  const left = a.split('.');
-  const right = b.split('.');
+function compareIdentifiers(x: string, y: string): number {
+  const xNumeric = NUMERIC.test(x);
+  const yNumeric = NUMERIC.test(y);
+  if (xNumeric && yNumeric) return Math.sign(Number(x) - Number(y));
+  if (xNumeric !== yNumeric) return xNumeric ? -1 : 1;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** The release part: a missing part counts as 0, so `2` equals `2.0`. */
+function compareRelease(left: readonly string[], right: readonly string[]): number {
   for (let i = 0; i < Math.max(left.length, right.length); i++) {
-    const x = left[i] ?? '0';
-    const y = right[i] ?? '0';
-    const bothNumeric = /^\d+$/.test(x) && /^\d+$/.test(y);
-    const order = bothNumeric ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
-    if (order !== 0) return Math.sign(order);
+    const order = compareIdentifiers(left[i] ?? '0', right[i] ?? '0');
+    if (order !== 0) return order;
   }
   return 0;
+}
+
+/** Semver §11.4: field by field; with all preceding fields equal, the larger set has the higher precedence. */
+function comparePreRelease(left: readonly string[], right: readonly string[]): number {
+  for (let i = 0; i < Math.min(left.length, right.length); i++) {
+    const order = compareIdentifiers(left[i] as string, right[i] as string);
+    if (order !== 0) return order;
+  }
+  return Math.sign(left.length - right.length);
+}
+
+/** `1.5.0-rc.1+build.7` → release 1.5.0, pre-release rc.1; build metadata plays no part in precedence. */
+function versionParts(version: string): { release: string[]; preRelease: string[] | undefined } {
+  const withoutBuild = version.split('+', 1)[0] as string;
+  const dash = withoutBuild.indexOf('-');
+  if (dash < 0) return { release: withoutBuild.split('.'), preRelease: undefined };
+  return {
+    release: withoutBuild.slice(0, dash).split('.'),
+    preRelease: withoutBuild.slice(dash + 1).split('.'),
+  };
+}
+
+/**
+ * Versions order by semver precedence — the release numerically part by part, then a pre-release below its
+ * release (`1.5.0-rc.1` < `1.5.0`) and pre-releases field by field, build metadata ignored — which for versions
+ * that are not semver falls back to dotted parts (`13.2` < `13.10`, `2` = `2.0`; numbers below words). The order
+ * is total on every string, so sorting and filtering by it are consistent.
+ */
+export function compareVersions(a: string, b: string): number {
+  const left = versionParts(a);
+  const right = versionParts(b);
+  const release = compareRelease(left.release, right.release);
+  if (release !== 0) return release;
+  if (!left.preRelease || !right.preRelease) return left.preRelease ? -1 : right.preRelease ? 1 : 0;
+  return comparePreRelease(left.preRelease, right.preRelease);
 }
 
 function globMatches(pattern: string, version: string): boolean {

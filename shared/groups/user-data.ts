@@ -1,10 +1,12 @@
 /**
- * The boot script of an EC2 host: it writes the agent's identity, installs the agent and starts it under
- * systemd. Pure: the EC2 fleet adapter base64-encodes the result into RunInstances' UserData.
+ * The boot script of an EC2 host: it writes the agent's identity, makes sure a Node.js >= AGENT_NODE_MAJOR is
+ * there (installing the distribution's package when the image has none), and hands the agent artifact's own
+ * install.sh the rest: files under /opt/fleetfold/agent, the systemd unit, starting it. Pure: the EC2 fleet
+ * adapter base64-encodes the result into RunInstances' UserData.
  *
- * The agent artifact is a tar.gz holding an executable `bin/fleetfold-agent` that needs nothing from the
- * image beyond a shell (e.g. a Node single-executable application, or Node plus the bundled agent), so any
- * Linux AMI with systemd and the AWS CLI (Amazon Linux 2023 has both) can run it.
+ * The artifact (agent/package/build-artifact.ts) is a tar.gz of the bundled agent, `bin/fleetfold-agent`, the
+ * unit and install.sh, so any Linux AMI with systemd, tar and the AWS CLI runs it; Amazon Linux 2023 (the
+ * stack's default image) has all three and packages Node.js 22 as `nodejs22`.
  */
 import { ValidationError } from '../errors.ts';
 
@@ -35,6 +37,10 @@ export const AGENT_ENV_FILE = '/etc/fleetfold/agent.env';
 export const CONTROL_PUBLIC_KEY_FILE = '/etc/fleetfold/control-public.pem';
 export const AGENT_INSTALL_DIR = '/opt/fleetfold/agent';
 export const AGENT_STATE_DIR = '/var/lib/fleetfold';
+/** The Node.js major the agent bundle targets and the boot script insists on. */
+export const AGENT_NODE_MAJOR = 22;
+/** Where a Node.js may already be, best first: Amazon Linux's versioned names (stable), then the default. */
+const NODE_CANDIDATES = ['node-24', `node-${AGENT_NODE_MAJOR}`, 'node'];
 
 export function inboxQueueName(hostId: string): string {
   return `fleetfold-inbox-${hostId}`;
@@ -87,27 +93,6 @@ export function envFileQuote(value: string): string {
   return `"${value.replace(/[\\"$`]/g, '\\$&')}"`;
 }
 
-export function agentUnit(root = ''): string {
-  return [
-    '[Unit]',
-    'Description=fleetfold host agent',
-    'Wants=network-online.target',
-    'After=network-online.target',
-    '',
-    '[Service]',
-    `EnvironmentFile=${root}${AGENT_ENV_FILE}`,
-    `ExecStart=${root}${AGENT_INSTALL_DIR}/bin/fleetfold-agent`,
-    // A crashed agent comes back by itself; a crashed machine is the control plane's to replace.
-    'Restart=always',
-    'RestartSec=5',
-    'StateDirectory=fleetfold',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ].join('\n');
-}
-
 /**
  * Every value reaches the script through `shellQuote` only, and file contents are written with `printf '%s'`
  * (never a here-document, whose end marker a value could forge), so no value can run as a command.
@@ -129,7 +114,6 @@ export function renderUserData(input: UserDataInput): string {
   const root = input.root ?? '';
   const path = (absolute: string) => shellQuote(`${root}${absolute}`);
   const envFile = agentEnvFile(input);
-  const unitPath = `/etc/systemd/system/${AGENT_UNIT}`;
   return [
     '#!/bin/bash',
     '# fleetfold host boot: identity, agent, systemd unit.',
@@ -140,19 +124,39 @@ export function renderUserData(input: UserDataInput): string {
     `chmod 0600 ${path(AGENT_ENV_FILE)}`,
     `printf '%s' ${shellQuote(input.controlPublicKeyPem)} > ${path(CONTROL_PUBLIC_KEY_FILE)}`,
     `chmod 0644 ${path(CONTROL_PUBLIC_KEY_FILE)}`,
-    'artifact="$(mktemp)"',
-    `aws s3 cp --only-show-errors ${shellQuote(input.agentArtifactUrl)} "$artifact"`,
-    `install -d -m 0755 ${path(AGENT_INSTALL_DIR)}`,
-    `tar -xzf "$artifact" -C ${path(AGENT_INSTALL_DIR)}`,
-    'rm -f "$artifact"',
-    `chmod 0755 ${path(`${AGENT_INSTALL_DIR}/bin/fleetfold-agent`)}`,
-    `install -d -m 0755 ${path('/etc/systemd/system')}`,
-    `printf '%s' ${shellQuote(agentUnit(root))} > ${path(unitPath)}`,
-    `chmod 0644 ${path(unitPath)}`,
-    'systemctl daemon-reload',
-    `systemctl enable --now ${AGENT_UNIT}`,
+    ...nodeRuntimeSteps(),
+    'artifact="$(mktemp -d)"',
+    `aws s3 cp --only-show-errors ${shellQuote(input.agentArtifactUrl)} "$artifact/agent.tar.gz"`,
+    'tar -xzf "$artifact/agent.tar.gz" -C "$artifact"',
+    // install.sh puts the agent in AGENT_INSTALL_DIR, the unit (AGENT_UNIT) in /etc/systemd/system, starts it.
+    `${root ? `FLEETFOLD_ROOT=${shellQuote(root)} ` : ''}FLEETFOLD_NODE="$node" "$artifact/install.sh"`,
+    'rm -rf "$artifact"',
     '',
   ].join('\n');
+}
+
+/**
+ * Sets `$node` to a Node.js >= AGENT_NODE_MAJOR: the image's, else the one `dnf install nodejs22` (Amazon Linux
+ * 2023) or `apt-get install nodejs` brings; otherwise the boot fails, saying what it found and tried.
+ */
+function nodeRuntimeSteps(): string[] {
+  const major = AGENT_NODE_MAJOR;
+  const fail = (why: string) => `{ echo ${shellQuote(`fleetfold boot: ${why}`)} >&2; exit 1; }`;
+  return [
+    `node_ok() { "$1" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= ${major} ? 0 : 1)' 2>/dev/null; }`,
+    `find_node() { local name found; for name in ${NODE_CANDIDATES.join(' ')}; do found="$(command -v "$name")" && node_ok "$found" && { printf '%s' "$found"; return 0; }; done; return 1; }`,
+    'if ! node="$(find_node)"; then',
+    '  if command -v dnf >/dev/null; then',
+    `    dnf install -y nodejs${major} || ${fail(`dnf install nodejs${major} failed`)}`,
+    '  elif command -v apt-get >/dev/null; then',
+    `    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs; } || ${fail('apt-get install nodejs failed')}`,
+    '  else',
+    `    ${fail(`no Node.js >= ${major} on this image and neither dnf nor apt-get to install one; use an image with Node.js >= ${major} (e.g. Amazon Linux 2023)`)}`,
+    '  fi',
+    `  node="$(find_node)" || ${fail(`the distribution's Node.js is older than ${major}: use an image with Node.js >= ${major} (e.g. Amazon Linux 2023)`)}`,
+    'fi',
+    'echo "fleetfold boot: Node.js $("$node" --version) at $node"',
+  ];
 }
 
 /** POSIX single quoting: the only character needing care inside '…' is the quote itself. */

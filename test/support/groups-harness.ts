@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { type ApiDeps, createApiHandler } from '../../functions/api/handler.ts';
+import { generatedDocuments } from '../../functions/api/openapi.ts';
 import {
   FakeCipher,
   MemoryDocumentStore,
@@ -44,6 +45,7 @@ export function groupsHarness() {
     now: () => now,
     newSecret: () => 'secret',
     newId: () => `id${++ids}`,
+    published: generatedDocuments(),
   };
   const handler = createApiHandler(deps);
 

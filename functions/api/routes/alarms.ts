@@ -19,7 +19,7 @@ const IsoTime = z.pipe(
   z.transform((value) => new Date(value).toISOString()),
 );
 
-const AlarmQuery = z.strictObject({
+export const AlarmQuery = z.strictObject({
   group: z.optional(Name),
   since: z.optional(IsoTime),
   limit: z.optional(intParam(1, 100)),

@@ -6,6 +6,7 @@ import { checkGroupName, type DefinitionFormat } from '../../../shared/groups/gr
 import type { GroupDocument } from '../../../shared/groups/group-state.ts';
 import type { Rollout } from '../../../shared/groups/model.ts';
 import type { StoredDocument } from '../../../shared/groups/ports.ts';
+import { ConfigKey, Name, Version } from '../../../shared/schemas.ts';
 import type { ApiDeps } from '../deps.ts';
 import { atTheEdge, groupLinks, groupService, rolloutLinks, rolloutView } from '../group-resources.ts';
 import {
@@ -23,7 +24,7 @@ import { Cursor, historyQuery, readHistory } from './history.ts';
 
 const DEFAULT_LIST_LIMIT = 50;
 
-const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
+export const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
 
 /**
  * A group as the API shows it: the definition as accepted, what it compiled to (with the effective rules, the
@@ -57,7 +58,7 @@ function groupSummary(document: StoredDocument<GroupDocument>) {
   };
 }
 
-const ListQuery = z.strictObject({ limit: z.optional(intParam(1, 100)), next: z.optional(Cursor) });
+export const ListQuery = z.strictObject({ limit: z.optional(intParam(1, 100)), next: z.optional(Cursor) });
 
 export async function listGroups(deps: ApiDeps, request: ApiRequest): Promise<ApiResponse> {
   const { limit, next } = parseQuery(ListQuery, request.query);
@@ -162,16 +163,14 @@ export async function groupHistory(deps: ApiDeps, request: ApiRequest, name: str
   return { status: 200, xmlRoot: 'history', body: { group: name, events: page.events, next: page.next } };
 }
 
-const RolloutBody = z.strictObject({
-  service: z.string().check(z.minLength(1), z.maxLength(64)),
-  version: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
-  config: z.optional(
-    z.record(z.string().check(z.minLength(1), z.maxLength(256)), z.string().check(z.maxLength(4096))),
-  ),
+export const RolloutBody = z.strictObject({
+  service: Name,
+  version: z.optional(Version),
+  config: z.optional(z.record(ConfigKey, z.string().check(z.maxLength(4096)))),
   select: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
 });
 
-const ServiceOperationBody = z.strictObject({
+export const ServiceOperationBody = z.strictObject({
   select: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
 });
 

@@ -9,7 +9,7 @@ export const Cursor = z.string().check(z.minLength(1), z.maxLength(4096));
 
 const DEFAULT_HISTORY_LIMIT = 100;
 
-const HistoryQuery = z
+export const HistoryQuery = z
   .strictObject({
     limit: z.optional(intParam(1, 1000)),
     next: z.optional(Cursor),

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import { diff } from '../../../shared/diff.ts';
-import { NotFoundError, ValidationError } from '../../../shared/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../../shared/errors.ts';
 import { hostStream } from '../../../shared/events.ts';
 import { evolve, type HostState } from '../../../shared/fold.ts';
 import { registerHost as registerHostRecord } from '../../../shared/host-registration.ts';
@@ -71,7 +71,7 @@ const DEFAULT_LIST_LIMIT = 50;
 /** The event store's largest page: folding reads whole streams, so fewer round trips matter. */
 const FOLD_PAGE = 1000;
 
-const ListQuery = z
+export const ListQuery = z
   .strictObject({
     role: z.optional(Name),
     status: z.optional(HostStatus),
@@ -116,6 +116,31 @@ export async function getHost(deps: ApiDeps, request: ApiRequest, hostId: string
   return { status: 200, xmlRoot: 'host', body: hostView(await requireHost(deps, hostId)) };
 }
 
+/**
+ * POST /hosts/{id}/upload-grant: a fresh CloudFront grant for the host's own prefix, issued before the one it
+ * holds expires (rotation). A retired host gets none: its registration ended.
+ */
+export async function renewUploadGrant(
+  deps: ApiDeps,
+  request: ApiRequest,
+  hostId: string,
+): Promise<ApiResponse> {
+  parseQuery(z.strictObject({}), request.query);
+  const host = await requireHost(deps, hostId);
+  if (!deps.uploadGrants) {
+    throw new ConflictError(
+      'upload grants are not configured: deploy with -c uploadSigningKeyParameter=<SSM parameter of the upload key>',
+      { hostId: host.hostId },
+    );
+  }
+  if (host.retired) {
+    throw new ConflictError(`host ${host.hostId} is retired: its registration ended, so it gets no grant`, {
+      hostId: host.hostId,
+    });
+  }
+  return { status: 200, xmlRoot: 'upload', body: await deps.uploadGrants.issue(host.hostId, deps.now()) };
+}
+
 export async function hostHistory(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
   const query = historyQuery(request);
   const { hostId } = await requireHost(deps, rawId);
@@ -156,7 +181,7 @@ async function statesAt(events: EventStore, hostId: string, versions: readonly n
   };
 }
 
-const StateQuery = z.strictObject({ version: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)) });
+export const StateQuery = z.strictObject({ version: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)) });
 
 export async function hostStateAt(deps: ApiDeps, request: ApiRequest, rawId: string): Promise<ApiResponse> {
   const query = parseQuery(StateQuery, request.query);
@@ -200,7 +225,7 @@ export async function hostDrift(deps: ApiDeps, request: ApiRequest, rawId: strin
   return { status: 200, xmlRoot: 'drift', body: { hostId: record.hostId, ...drift } };
 }
 
-const DiffQuery = z.strictObject({
+export const DiffQuery = z.strictObject({
   from: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
   to: z.optional(intParam(1, Number.MAX_SAFE_INTEGER)),
   with: z.optional(Name),
@@ -256,6 +281,8 @@ export async function registerHost(deps: ApiDeps, request: ApiRequest): Promise<
   const hostId = body.hostId ?? generatedHostId(body.hostType, deps.newId());
   const now = deps.now();
   const secret = deps.newSecret();
+  // Signed before anything is written: a key that cannot be read then leaves no host without its grant.
+  const upload = await deps.uploadGrants?.issue(hostId, now);
   await registerHostRecord(
     deps,
     { hostId, group: body.group, hostType: body.hostType, roles: body.roles },
@@ -272,6 +299,7 @@ export async function registerHost(deps: ApiDeps, request: ApiRequest): Promise<
       group: body.group,
       hostType: body.hostType,
       roles: body.roles,
+      ...(upload ? { upload } : {}),
       note: 'store the secret now: it is shown once',
     },
   };

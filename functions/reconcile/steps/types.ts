@@ -6,6 +6,7 @@ import type {
   StatePublisher,
 } from '../../../shared/groups/ports.ts';
 import type { EventStore, HostStore } from '../../../shared/ports.ts';
+import type { Telemetry } from '../../../shared/telemetry.ts';
 import type { PlanStore } from '../plan-store.ts';
 
 /**
@@ -97,4 +98,6 @@ export interface ReconcileDeps {
   alarms?: AlarmPublisher;
   settings: ReconcileSettings;
   now: () => Date;
+  /** Counts how long waves took to settle (the events a run appends are counted by the event store). */
+  telemetry?: Telemetry;
 }
