@@ -1,3 +1,4 @@
+import { benchAutoscale } from './autoscale.ts';
 import { benchBundles } from './bundles.ts';
 import { benchConvergence } from './convergence.ts';
 import { benchCost } from './cost.ts';
@@ -21,6 +22,7 @@ const benches: Record<string, () => Promise<void>> = {
   'monitor-tick': () => benchMonitorTick(),
   'death-to-replacement': () => benchDeathToReplacement(),
   cost: () => benchCost(),
+  autoscale: () => benchAutoscale(),
 };
 
 const only = process.argv.slice(2);
