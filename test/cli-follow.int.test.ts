@@ -147,7 +147,7 @@ describe('fleetfold host, history and diff on the embedded cloud', () => {
     const added = following.stdout().slice(before.length).trimEnd().split('\n');
     expect(added).toHaveLength(1);
     expect(added[0]).toMatch(
-      /^3 {2}\S+ {2}StateObserved {2}seq 2: \/software\/call-router\/version 1\.0\.0 → 1\.2\.0/,
+      /^ {6}3 {2}\S+ {2}StateObserved {2}seq 2: \/software\/call-router\/version 1\.0\.0 → 1\.2\.0/,
     );
 
     const diff = await cli(['diff', 'cr-1', '--from', '2', '--to', '3']);

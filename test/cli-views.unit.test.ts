@@ -222,7 +222,7 @@ describe('renderers', () => {
       '',
     ]);
     expect(renderEventLine(events[1] as never, ANSI)).toBe(
-      '12  t2  \x1b[31mHostLost\x1b[0m  silent 90 s: silent\n',
+      '     12  t2  \x1b[31mHostLost\x1b[0m  silent 90 s: silent\n',
     );
   });
 
@@ -485,9 +485,9 @@ describe('following and watching', () => {
     expect(lines[0]).toMatch(/^VERSION\s+RECORDED\s+TYPE\s+SUMMARY$/);
     expect(lines.slice(1, 3).map((line) => line.trim().split(/\s+/)[0])).toEqual(['1', '2']);
     expect(lines.slice(3)).toEqual([
-      '3  t3  StateObserved  seq 3: no change (heartbeat)',
-      '4  t4  StateObserved  seq 4: no change (heartbeat)',
-      '5  t5  StateObserved  seq 5: no change (heartbeat)',
+      '      3  t3  StateObserved  seq 3: no change (heartbeat)',
+      '      4  t4  StateObserved  seq 4: no change (heartbeat)',
+      '      5  t5  StateObserved  seq 5: no change (heartbeat)',
     ]);
     expect(requests.map((url) => url.pathname)).toEqual(Array(requests.length).fill('/hosts/h-1/history'));
     expect(requests.slice(1).map((url) => url.searchParams.get('from'))).toEqual(['3', '4', '5']);

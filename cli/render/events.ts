@@ -129,7 +129,10 @@ export function renderEvents(events: readonly EventView[], palette: Palette = PL
   );
 }
 
-/** One event as `--follow` prints it when it comes in: the table's columns on one line. */
+/**
+ * One event as `--follow` prints it when it comes in: the table's columns on one line, the version right-aligned
+ * under the VERSION header (wider columns after it cannot be known before the events that set them arrive).
+ */
 export function renderEventLine(event: EventView, palette: Palette = PLAIN): string {
-  return `${event.version ?? '-'}  ${event.recordedAt ?? '-'}  ${palette.paint(event.type ?? '-', eventTone(event))}  ${summarise(event)}\n`;
+  return `${String(event.version ?? '-').padStart('VERSION'.length)}  ${event.recordedAt ?? '-'}  ${palette.paint(event.type ?? '-', eventTone(event))}  ${summarise(event)}\n`;
 }
