@@ -25,6 +25,8 @@ export interface AgentConfig {
   seed: number;
   thresholds: BandThresholds;
   capacitySessions?: number;
+  /** Local mode: the file `fleetfold simulate` demand reaches this host through (FLEETFOLD_DEMAND_FILE). */
+  demandFile?: string;
   s3: {
     /** Local mode: the emulator; EC2 mode: only for a VPC or FIPS endpoint. */
     endpoint?: string;
@@ -238,6 +240,7 @@ export function loadBootConfig(
       sessions: bands('FLEETFOLD_SESSION_BANDS', DEFAULT_BANDS.sessions),
     },
     ...(capacitySessions === undefined ? {} : { capacitySessions }),
+    ...(mode === 'local' && get('FLEETFOLD_DEMAND_FILE') ? { demandFile: get('FLEETFOLD_DEMAND_FILE') } : {}),
     s3: { ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) },
     ...(get('FLEETFOLD_IMDS_URL') ? { imdsUrl: get('FLEETFOLD_IMDS_URL') } : {}),
     ...(inbox ? { inbox } : {}),

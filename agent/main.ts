@@ -6,6 +6,7 @@ import { Ec2Applier } from './apply/ec2-applier.ts';
 import { LocalApplier } from './apply/local-applier.ts';
 import { grantFromFile } from './cdn-upload.ts';
 import { type AgentConfig, type BootConfig, ConfigError, loadBootConfig, withSecret } from './config.ts';
+import { DemandFile } from './facts/demand-file.ts';
 import { Ec2FactSource, ImdsClient, imdsRegion } from './facts/ec2.ts';
 import { mulberry32, SimulatedHost } from './facts/simulated.ts';
 import type { FactSource } from './facts/source.ts';
@@ -47,6 +48,13 @@ function createFactSource(
     internalIp: LOCAL_INTERNAL_IP,
     random: mulberry32(config.seed),
     ...(config.capacitySessions === undefined ? {} : { capacitySessions: config.capacitySessions }),
+    ...(config.demandFile
+      ? {
+          demand: new DemandFile(config.demandFile, (msg) =>
+            jsonLineLogger.warn({ hostId: config.hostId, msg }),
+          ),
+        }
+      : {}),
   });
 }
 

@@ -58,3 +58,28 @@ export async function pollEvery(
     if ((await step()) === 'stop') return;
   }
 }
+
+/**
+ * `--watch` of a table: draws it again every interval when it changed — on a terminal in place of the last one
+ * (screen cleared, a line saying when), elsewhere appended after a blank line, so a log keeps each.
+ */
+export async function redrawOnChange(
+  io: CliIo,
+  intervalMs: number,
+  first: string,
+  draw: () => Promise<string>,
+): Promise<void> {
+  let last = first;
+  await pollEvery(io, intervalMs, async () => {
+    const table = await draw();
+    if (table === last) return undefined;
+    last = table;
+    const at = new Date().toISOString();
+    io.stdout.write(
+      io.stdout.isTTY
+        ? `\x1b[H\x1b[2J${at}  (every ${intervalMs / 1000} s, Ctrl-C stops)\n${table}`
+        : `\n${table}`,
+    );
+    return undefined;
+  });
+}

@@ -9,7 +9,9 @@ import { eventsCommand, historyCommand } from './commands/history.ts';
 import { hostCommand } from './commands/host.ts';
 import { hostsCommand } from './commands/hosts.ts';
 import { rolloutCommand } from './commands/rollout.ts';
+import { scalingCommand } from './commands/scaling.ts';
 import { serviceCommand } from './commands/service.ts';
+import { simulateCommand } from './commands/simulate.ts';
 import type { CliIo } from './io.ts';
 import { UsageError } from './usage.ts';
 
@@ -43,6 +45,8 @@ export const COMMANDS: readonly Command[] = [
   rolloutCommand,
   serviceCommand,
   alarmsCommand,
+  scalingCommand,
+  simulateCommand,
   completionCommand(() => COMMANDS, LEADING_OPTIONS),
 ];
 

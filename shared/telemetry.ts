@@ -34,6 +34,7 @@ export const MONITOR_ACTION_KINDS = [
   'alarm-raised',
   'alarm-cleared',
   'instance-reconciled',
+  'scaling-decided',
 ] as const;
 export type MonitorActionKind = (typeof MONITOR_ACTION_KINDS)[number];
 

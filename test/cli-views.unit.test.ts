@@ -178,6 +178,16 @@ describe('renderers', () => {
     );
   });
 
+  it("summarises an autoscaler's decision: the counts, what recommended it and what bound it", () => {
+    const decided = (recommendedBy: string, boundBy: string) =>
+      summarise({
+        type: 'ScalingDecided',
+        data: { hostType: 'call-router', from: 2, to: 6, recommendation: 8, recommendedBy, boundBy },
+      });
+    expect(decided('demand', 'max')).toBe('call-router 2 → 6: demand recommended 8 (bound by max)');
+    expect(decided('demand', 'demand')).toBe('call-router 2 → 6: demand recommended 8');
+  });
+
   it('summarises events by type, an unknown type by its data', () => {
     expect(
       summarise({

@@ -204,7 +204,7 @@ describe('PUT /groups/{name}', () => {
     await api.postJson('/groups/demo/rollouts', { service: 'call-router', version: '1.5.0' });
     const response = await api.define(
       'demo',
-      DEMO_YAML.replace('count: 2\n    min: 1', 'count: 3\n    min: 1'),
+      DEMO_YAML.replace('instanceType: r7g.large\n    count: 1', 'instanceType: r7g.large\n    count: 2'),
     );
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ outcome: 'updated', activeRollout: expect.any(String) });

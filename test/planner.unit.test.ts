@@ -236,20 +236,23 @@ describe('planGroup: replacing failed hosts', () => {
 });
 
 describe('planGroup: scaling in', () => {
-  it('removes the surplus, preferring hosts without sessions, then the least loaded', () => {
+  it('removes the surplus as pickScaleIn orders it: no sessions (whatever the load), then the fewest, then by id', () => {
     const state = given(cluster(), {
-      'media-1': { liveSessions: 0, load: 0.9 },
-      'media-2': { liveSessions: 0, load: 0.1 },
+      'media-1': { liveSessions: 2, load: 0.8 },
+      'media-2': { liveSessions: 0, load: 0.9 },
       'media-3': { liveSessions: 5, load: 0.0 },
-      'media-4': { liveSessions: 0, load: 0.5 },
+      'media-4': { liveSessions: 0, load: 0.1 },
     });
-    const plan = planGroup({ ...state, group: voiceGroup({ media: 2 }, { disruptionBudget: '2' }) });
+    const two = planGroup({ ...state, group: voiceGroup({ media: 2 }, { disruptionBudget: '3' }) });
+    expect(actionsOf(two, 'terminate').map((action) => action.hostId)).toEqual(['media-2', 'media-4']);
 
-    expect(
-      actionsOf(plan, 'terminate')
-        .map((action) => action.hostId)
-        .sort(),
-    ).toEqual(['media-2', 'media-4']);
+    const three = planGroup({ ...state, group: voiceGroup({ media: 1 }, { disruptionBudget: '3' }) });
+    expect(actionsOf(three, 'drain').map((action) => action.hostId)).toEqual(['media-1']);
+    expect(actionsOf(three, 'terminate').map((action) => action.hostId)).toEqual([
+      'media-2',
+      'media-4',
+      'media-1',
+    ]);
   });
 
   it('drains surplus hosts with sessions, waits, then terminates them', () => {

@@ -110,11 +110,12 @@ describe('monitor actions', () => {
   });
 
   it('reports what a tick did by kind, and an instance change only when it started a reconcile', () => {
-    expect(monitorActions(tick({ started: 2, coalesced: 1, alarmsRaised: 1 }))).toEqual({
+    expect(monitorActions(tick({ started: 2, coalesced: 1, alarmsRaised: 1, scaled: 1 }))).toEqual({
       'reconcile-started': 2,
       'reconcile-coalesced': 1,
       'alarm-raised': 1,
       'alarm-cleared': 0,
+      'scaling-decided': 1,
     });
     expect(monitorActions({ kind: 'ec2', instanceId: 'i-1', state: 'terminated', executionId: 'x' })).toEqual(
       {

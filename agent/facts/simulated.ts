@@ -5,7 +5,9 @@ import {
   type MachineStateInput,
   type ServiceInstance,
 } from '../../shared/schemas.ts';
+import type { SimulatedDemand } from '../../shared/simulated-demand.ts';
 import type { HostMode, HostRuntime } from '../runtime.ts';
+import type { DemandSource } from './demand-file.ts';
 import type { FactSource, ServiceVersions } from './source.ts';
 
 /** A small, fast, seedable PRNG: the same seed gives the same fleet behaviour in every run. */
@@ -58,6 +60,11 @@ export interface SimulatedHostOptions {
   loadStep?: number;
   /** Largest change of sessions per channel per step; default 3. */
   sessionStep?: number;
+  /**
+   * Demand set from outside (`fleetfold simulate`, local mode): its channels report those sessions (at most
+   * the capacity) and its load, in place of the random walk, while the host runs. Draining still winds down.
+   */
+  demand?: DemandSource;
 }
 
 /**
@@ -73,6 +80,8 @@ export class SimulatedHost implements FactSource {
   readonly #channels: ReadonlySet<Channel>;
   #load: number;
   readonly #sessions: Record<Channel, number>;
+  /** The channels the last step took from the demand: once it lets go of one, that one starts over. */
+  #demanded: ReadonlySet<Channel> = new Set();
 
   constructor(options: SimulatedHostOptions) {
     this.#options = options;
@@ -84,16 +93,20 @@ export class SimulatedHost implements FactSource {
     // Start well inside a band so the first minutes are not a flurry of crossings.
     this.#load = 0.15 + 0.3 * random();
     this.#sessions = { voice: 0, sms: 0, mms: 0, video: 0 };
-    for (const channel of this.#channels) {
-      this.#sessions[channel] = Math.min(this.#capacity, 10 + Math.floor(30 * random()));
-    }
+    for (const channel of this.#channels) this.#sessions[channel] = this.#baseline(channel);
+  }
+
+  /** Where a channel's walk starts: well inside the lowest bands for a channel with traffic, else idle. */
+  #baseline(channel: Channel): number {
+    if (!this.#channels.has(channel)) return 0;
+    return Math.min(this.#capacity, 10 + Math.floor(30 * this.#options.random()));
   }
 
   async collect(): Promise<MachineStateInput> {
     const booting = this.#clock() - this.#startedAt < (this.#options.bootMs ?? 3_000);
     const report = this.#options.runtime?.report();
     const mode = report?.mode ?? 'running';
-    if (!booting) this.#step(mode);
+    if (!booting) this.#step(mode, await this.#options.demand?.read());
     const { group, hostType, roles, services, cpus, memoryMiB } = this.#options;
     const software: Record<string, ServiceInstance> =
       report?.services ??
@@ -125,7 +138,7 @@ export class SimulatedHost implements FactSource {
     };
   }
 
-  #step(mode: HostMode): void {
+  #step(mode: HostMode, demand: SimulatedDemand | undefined): void {
     if (mode === 'stopped') {
       this.#load = 0;
       for (const channel of CHANNELS) this.#sessions[channel] = 0;
@@ -139,13 +152,24 @@ export class SimulatedHost implements FactSource {
       return;
     }
     const loadStep = this.#options.loadStep ?? 0.02;
-    this.#load = reflect(this.#load + (2 * random() - 1) * loadStep, 0, 1);
+    this.#load = demand?.load ?? reflect(this.#load + (2 * random() - 1) * loadStep, 0, 1);
+    const demanded = new Set(Object.keys(demand?.sessions ?? {}) as Channel[]);
     const sessionStep = this.#options.sessionStep ?? 3;
     for (const channel of CHANNELS) {
+      const wanted = demand?.sessions[channel];
+      if (wanted !== undefined) {
+        this.#sessions[channel] = Math.min(this.#capacity, wanted);
+        continue;
+      }
+      if (this.#demanded.has(channel)) {
+        this.#sessions[channel] = this.#baseline(channel);
+        continue;
+      }
       if (!this.#channels.has(channel)) continue;
       const delta = Math.round((2 * random() - 1) * sessionStep);
       this.#sessions[channel] = Math.round(reflect(this.#sessions[channel] + delta, 0, this.#capacity));
     }
+    this.#demanded = demanded;
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ApiClient } from '../api-client.ts';
-import { type CliIo, pollEvery } from '../io.ts';
+import { type CliIo, redrawOnChange } from '../io.ts';
 import { type Palette, PLAIN, statusTone } from '../render/colour.ts';
 import { type Column, renderTable } from '../render/table.ts';
 import {
@@ -84,10 +84,7 @@ export function renderHosts(hosts: readonly HostRow[], palette: Palette = PLAIN)
   return hosts.length === 0 ? 'no hosts match\n' : renderTable(HOST_COLUMNS, hosts, palette);
 }
 
-/**
- * Reads the list every interval and draws the table again when it changed: on a terminal in place of the
- * last one (screen cleared, a line saying when), elsewhere appended after a blank line, so a log keeps each.
- */
+/** Reads the list every interval and draws the table again when it changed (redrawOnChange). */
 export async function watchHosts(
   io: CliIo,
   client: ApiClient,
@@ -96,22 +93,9 @@ export async function watchHosts(
   intervalMs: number,
   palette: Palette,
 ): Promise<void> {
-  let last = first;
-  await pollEvery(io, intervalMs, async () => {
-    const table = renderHosts(
-      (await allPagesJson(client, list.path, list.key, list.query)) as HostRow[],
-      palette,
-    );
-    if (table === last) return undefined;
-    last = table;
-    const at = new Date().toISOString();
-    io.stdout.write(
-      io.stdout.isTTY
-        ? `\x1b[H\x1b[2J${at}  (every ${intervalMs / 1000} s, Ctrl-C stops)\n${table}`
-        : `\n${table}`,
-    );
-    return undefined;
-  });
+  await redrawOnChange(io, intervalMs, first, async () =>
+    renderHosts((await allPagesJson(client, list.path, list.key, list.query)) as HostRow[], palette),
+  );
 }
 
 export const hostsCommand: Command = {

@@ -89,6 +89,12 @@ const SUMMARIES: Readonly<Record<string, (data: Record<string, unknown>) => stri
   CapacityScaled: (d) =>
     join(`${text(d.hostType)} ${text(d.from)} → ${text(d.to)}`, text(d.because) && `(${text(d.because)})`),
   ScaleEpisodeEnded: (d) => join(`${text(d.episode)} ended`),
+  ScalingDecided: (d) =>
+    join(
+      `${text(d.hostType)} ${text(d.from)} → ${text(d.to)}:`,
+      `${text(d.recommendedBy)} recommended ${text(d.recommendation)}`,
+      text(d.boundBy) !== text(d.recommendedBy) && `(bound by ${text(d.boundBy)})`,
+    ),
 };
 
 export function summarise(event: EventView): string {
@@ -109,6 +115,7 @@ const EVENT_TONES: Readonly<Record<string, Tone>> = {
   AlarmCleared: 'good',
   StateAssigned: 'busy',
   RolloutRequested: 'busy',
+  ScalingDecided: 'busy',
 };
 
 export function eventTone(event: EventView): Tone | undefined {

@@ -78,6 +78,43 @@ export const RecordedEvent = z.looseObject({
 export const HostHistory = z.looseObject({ hostId: Name, events: z.array(RecordedEvent), next: next() });
 export const GroupHistory = z.looseObject({ group: Name, events: z.array(RecordedEvent), next: next() });
 
+/** A ScalingDecided event's data (shared/groups/events.ts); its `inputs` are decideScale's explanation. */
+export const ScalingDecision = z.looseObject({
+  hostType: Name,
+  from: count(),
+  to: count(),
+  direction: z.enum(['up', 'down', 'hold']),
+  recommendation: count(),
+  recommendedBy: text(),
+  boundBy: text(),
+  inputs: document(),
+  at: time(),
+});
+
+const sessions = () => z.number().check(z.minimum(0));
+
+/** One scaled host type in GET /groups/{name}/scaling: its hosts now, what it wants, and why. */
+export const HostTypeScalingView = z.looseObject({
+  current: z.looseObject({ ready: count(), booting: count(), draining: count(), total: count() }),
+  desired: count(),
+  min: count(),
+  max: count(),
+  channels: z.array(text()),
+  demand: z.looseObject({ voice: sessions(), sms: sessions(), mms: sessions(), video: sessions() }),
+  load: z.number(),
+  metrics: z.record(z.string(), z.number()),
+  scheduledMinimum: z.optional(count()),
+  forecast: z.optional(z.looseObject({ sessions: sessions(), at: time() })),
+  lastDecision: z.optional(ScalingDecision),
+});
+
+export const GroupScaling = z.looseObject({
+  group: Name,
+  hostTypes: z.record(z.string(), HostTypeScalingView),
+  /** The last 20 decisions, newest first. */
+  decisions: z.array(ScalingDecision),
+});
+
 export const HostStateAt = z.looseObject({ hostId: Name, version: version(), state: document() });
 
 /** One path-level difference (shared/diff.ts): `old` for removed and changed, `new` for added and changed. */

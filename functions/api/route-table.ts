@@ -47,6 +47,7 @@ import {
   StateQuery,
 } from './routes/hosts.ts';
 import { abortRollout, getRollout, pauseRollout, resumeRollout, revertRollout } from './routes/rollouts.ts';
+import { groupScaling } from './routes/scaling.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -436,6 +437,22 @@ export const ROUTE_TABLE: readonly RouteSpec[] = [
     problems: [NOT_FOUND],
     representations: 'json+xml',
     xmlRoot: 'history',
+  },
+  {
+    method: 'GET',
+    path: '/groups/{name}/scaling',
+    operationId: 'groupScaling',
+    summary:
+      "A group's autoscaling: per scaled host type its hosts, desired count, demand, forecast and decisions",
+    tag: 'groups',
+    action: groupScaling,
+    pathParameters: groupName,
+    query: NoQuery,
+    responses: [
+      ok('GroupScaling', Responses.GroupScaling, 'The scaled host types and the last 20 decisions.'),
+    ],
+    problems: [NOT_FOUND],
+    representations: 'json',
   },
   {
     method: 'POST',

@@ -1,6 +1,14 @@
 import type { EventBridgeEvent } from 'aws-lambda';
 import { countUsage, type UsageCounter } from '../../shared/cost/usage.ts';
-import { clearAlarm, endScaleEpisode, raiseAlarm, scaleGroup } from '../../shared/groups/group-service.ts';
+import { ConflictError } from '../../shared/errors.ts';
+import type { ScalingDecidedData } from '../../shared/groups/events.ts';
+import {
+  clearAlarm,
+  endScaleEpisode,
+  raiseAlarm,
+  recordScalingDecision,
+  scaleGroup,
+} from '../../shared/groups/group-service.ts';
 import type { GroupDocument } from '../../shared/groups/group-state.ts';
 import type {
   AlarmPublisher,
@@ -10,9 +18,18 @@ import type {
 } from '../../shared/groups/ports.ts';
 import { type Assessment, assessGroup, willPlanAgain } from '../../shared/monitor/assess.ts';
 import { livenessOf, ruleContext, rulesOf } from '../../shared/monitor/rule-context.ts';
+import { assessScaling, scaledHostTypes } from '../../shared/monitor/scaling.ts';
 import type { EventStore, HostRecord, HostStore } from '../../shared/ports.ts';
 import type { Lease } from '../../shared/reconcile/lease.ts';
 import { evaluateRules } from '../../shared/rules/evaluate.ts';
+import type { RuleContext } from '../../shared/rules/types.ts';
+import {
+  type HostTypeMemory,
+  SCALING_DOCUMENT_KIND,
+  type ScalingDocument,
+  sameContent,
+  withDecisions,
+} from '../../shared/scaling/scaling-document.ts';
 import { METRICS, type MonitorActionKind, type Telemetry } from '../../shared/telemetry.ts';
 import { mapLimited } from '../reconcile/steps/common.ts';
 
@@ -78,6 +95,10 @@ export interface TickSummary {
   failed: number;
   /** Store requests the monitor made itself (alarm commands not included: they happen only on change). */
   reads: number;
+  /** ScalingDecided appended (the autoscaler changed a host type's count). */
+  scaled?: number;
+  /** Scaling documents written (only when their content changed). */
+  scalingWrites?: number;
 }
 
 export interface InstanceChangeOutcome {
@@ -147,6 +168,7 @@ export function monitorActions(outcome: MonitorOutcome): Partial<Record<MonitorA
     'reconcile-coalesced': outcome.coalesced,
     'alarm-raised': outcome.alarmsRaised,
     'alarm-cleared': outcome.alarmsCleared,
+    'scaling-decided': outcome.scaled ?? 0,
   };
 }
 
@@ -255,7 +277,10 @@ async function monitorGroup(
   const assessment = assessGroup(group, context, evaluateRules(rulesOf(group), context));
   await settleAlarms(deps, name, assessment, summary);
   const scaled = await settleScales(deps, name, assessment);
-  const reasons = [assessment.reconcile?.reason, ...scaled].filter((reason) => reason !== undefined);
+  const autoscaled = await settleScaling(deps, document, context, bucket, summary);
+  const reasons = [assessment.reconcile?.reason, ...scaled, ...autoscaled].filter(
+    (reason) => reason !== undefined,
+  );
   if (reasons.length === 0) return;
   summary.due += 1;
   // Only a group with something due pays for the lease: an idle one reads nothing more.
@@ -307,6 +332,61 @@ async function settleScales(deps: MonitorDeps, group: string, assessment: Assess
   }
   for (const episode of assessment.endScales ?? []) await endScaleEpisode(stream, group, episode);
   return changed;
+}
+
+/**
+ * The autoscaler's pass (shared/monitor/scaling.ts) for a group with scaled host types, at the tick's bucket
+ * time (a retry decides at the same time, which the decider and the document both recognise): one read of the
+ * group's scaling document; a ScalingDecided per host type whose count changes; the document written back only
+ * when its content changed (a new recommendation or count, a new 5-minute demand bucket, a run aged out).
+ * Says what changed, for the reconcile's reason.
+ */
+async function settleScaling(
+  deps: MonitorDeps,
+  document: StoredDocument<GroupDocument>,
+  context: RuleContext,
+  bucket: number,
+  summary: TickSummary,
+): Promise<string[]> {
+  const group = document.body;
+  const name = document.id;
+  if (scaledHostTypes(group).length === 0) return [];
+  const at = bucket * Math.max(1, deps.tickSeconds) * 1000;
+  const stored = await deps.documents.get<ScalingDocument>(SCALING_DOCUMENT_KIND, name);
+  summary.reads += 1;
+  const assessment = assessScaling(group, context.hosts, stored?.body, at);
+  const stream = { events: deps.events, documents: deps.documents, now: deps.now };
+  const memories: Record<string, HostTypeMemory> = { ...assessment.document.hostTypes };
+  const recorded: ScalingDecidedData[] = [];
+  for (const decision of assessment.decisions) {
+    const { recorded: appended } = await recordScalingDecision(stream, name, decision);
+    if (appended) {
+      recorded.push(decision);
+      continue;
+    }
+    // Refused (a retried tick, or a count changed under it): remember nothing of a change that did not happen.
+    const before = stored?.body.hostTypes[decision.hostType];
+    if (before) memories[decision.hostType] = before;
+    else delete memories[decision.hostType];
+  }
+  summary.scaled = (summary.scaled ?? 0) + recorded.length;
+  const next: ScalingDocument = {
+    hostTypes: memories,
+    decisions: withDecisions(stored?.body.decisions ?? [], recorded),
+  };
+  if (!sameContent(stored?.body, next)) {
+    try {
+      await deps.documents.put(SCALING_DOCUMENT_KIND, name, next, stored?.version ?? 0, deps.now());
+      summary.scalingWrites = (summary.scalingWrites ?? 0) + 1;
+    } catch (error) {
+      // Another tick wrote it first: its memory is as good as this one's, and the stream holds the decisions.
+      if (!(error instanceof ConflictError)) throw error;
+    }
+  }
+  return recorded.map(
+    (decision) =>
+      `autoscaler scaled ${decision.hostType} ${decision.from}→${decision.to} (${decision.boundBy})`,
+  );
 }
 
 /** The group's hosts by the group index, in pages as large as the store gives: most groups are one request. */

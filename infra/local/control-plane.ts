@@ -15,11 +15,13 @@ import type { HostIdentity, HostProvisioner } from '../../shared/groups/host-pro
 import { bindingInboxes } from '../../shared/groups/inbox-binding.ts';
 import type { ReconcileStarter } from '../../shared/groups/ports.ts';
 import type { HostStore } from '../../shared/ports.ts';
+import { hostDemandFile } from '../../shared/simulated-demand.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { ensureAlarmTopic } from './alarm-printer.ts';
 import type { ApiHandler } from './api-server.ts';
 import { cdnUploadEnv } from './cdn-stand-in.ts';
 import { reconcileOnCrash } from './crash-trigger.ts';
+import { drainingFromStore, startDemandSimulator } from './demand-simulator.ts';
 import { LOCAL_ACCOUNT_ID } from './emulators.ts';
 import { ensureRegistered, revokeRegistration } from './host-registration.ts';
 import { ensureStateTopics } from './inboxes.ts';
@@ -173,6 +175,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     agentEnv: async (hostId) => ({
       FLEETFOLD_INBOX_QUEUE_URL: `${sqsGuard.endpoint}/${LOCAL_ACCOUNT_ID}/${inboxQueueName(hostId)}`,
       FLEETFOLD_CONTROL_PUBLIC_KEY_FILE: `${paths.stateSigningKey}.pub`,
+      FLEETFOLD_DEMAND_FILE: hostDemandFile(options.stateDir, hostId),
       ...(options.cdnUploads ? await cdnUploadEnv(options.cdnUploads, hostId, paths.hostSecrets) : {}),
     }),
   });
@@ -199,6 +202,12 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     },
   });
   const { hosts } = deps;
+  // `fleetfold simulate`: a host type's demand, spread over its serving agents.
+  const demand = startDemandSimulator({
+    stateDir: options.stateDir,
+    instances: () => fleet.list(),
+    draining: drainingFromStore(hosts),
+  });
   const reconcile = new LazyLocalReconcileStarter(async () => {
     // aws-cdk-lib takes seconds to load: only a run that is actually started pays for synthesizing the ASL.
     const [{ reconcileAsl }, { LocalStateMachine }, { LocalReconcileStarter }, { createReconcileHandler }] =
@@ -264,6 +273,7 @@ export async function startLocalControlPlane(options: LocalControlPlaneOptions):
     stop: async () => {
       stopping = true;
       await monitor?.stop();
+      await demand.stop();
       reconcile.stop();
       await fleet.stopAll();
       await sqsGuard.stop();

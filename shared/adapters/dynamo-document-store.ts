@@ -26,6 +26,7 @@ const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>([
   'plan',
   'lease',
   'alarm',
+  'scaling',
 ]);
 /**
  * The kinds `list` serves, the only ones written to the byKind index: few and small, so the index (one

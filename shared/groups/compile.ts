@@ -5,6 +5,7 @@
 import { TooLargeError, ValidationError } from '../errors.ts';
 import { checkRules } from '../rules/compile.ts';
 import { effectiveRules } from '../rules/defaults.ts';
+import { checkScalingPolicy } from '../scaling/policy.ts';
 import { type DefinitionIssue, describeIssues, validateGroupDefinition } from './definition-schema.ts';
 import { assertAcyclic, dependencyLevels, dependentsOf, groupByLevel } from './graph.ts';
 import type { CompiledGroup, CompiledHostType, GroupDefinition, HostTypeDefinition } from './model.ts';
@@ -87,6 +88,23 @@ function checkCounts(at: string, hostType: HostTypeDefinition, problems: Definit
 }
 
 /**
+ * A scaled host type moves between its min and max, so it needs both; the policy's own checks (targets of
+ * channels it serves, thresholds the right way round, schedules under max) name fields under `<at>.scaling`.
+ */
+function checkScaling(at: string, hostType: HostTypeDefinition, problems: DefinitionIssue[]): void {
+  if (hostType.scaling === undefined) return;
+  for (const bound of ['min', 'max'] as const) {
+    if (hostType[bound] === undefined)
+      problems.push({
+        path: `${at}.${bound}`,
+        message: `is required with scaling (the autoscaler keeps within min and max)`,
+      });
+  }
+  if (hostType.min === undefined || hostType.max === undefined) return;
+  problems.push(...checkScalingPolicy(hostType.scaling, hostType, { at: `${at}.scaling` }).problems);
+}
+
+/**
  * A wave or budget is a size, and must let at least one host through when there is one, else a rollout could
  * never finish. Sizes only grow with the total, so checking a total of 1 covers every total.
  */
@@ -133,6 +151,7 @@ function checkReferences(definition: GroupDefinition, problems: DefinitionIssue[
       }
     }
     checkCounts(at, hostType, problems);
+    checkScaling(at, hostType, problems);
     if (hostType.image !== undefined && hostType.launchTemplate !== undefined) {
       problems.push({ path: at, message: 'give an image or a launchTemplate, not both' });
     }

@@ -6,6 +6,7 @@ import * as z from 'zod/mini';
 import '../zod.ts';
 import { ValidationError } from '../errors.ts';
 import { DEFAULT_LIVENESS } from '../hosts/liveness.ts';
+import { ScalingPolicySchema } from '../scaling/policy-schema.ts';
 import { CHANNELS, ConfigKey, Version } from '../schemas.ts';
 import type { GroupDefinition } from './model.ts';
 
@@ -71,6 +72,8 @@ export const HostTypeSchema = z.strictObject({
   services: z.record(name(), ServiceSpecSchema),
   balances: z.optional(z.array(name())),
   channels: z.optional(z.array(z.enum(CHANNELS, { error: expected(`one of ${CHANNELS.join(', ')}`) }))),
+  /** The autoscaler's policy (shared/scaling/policy-schema.ts): between min and max, by demand. */
+  scaling: z.optional(ScalingPolicySchema),
 });
 
 export const RolloutPolicySchema = z.strictObject({

@@ -3,6 +3,7 @@
  * past tense like host events; the current group and rollout documents are projections of these.
  */
 import type { Diagnosis } from '../alarms/diagnosis-types.ts';
+import type { Bound, Direction, ScaleExplanation } from '../scaling/decision-types.ts';
 import type { GroupDefinition, RolloutFrom, RolloutRequest, RolloutStatus } from './model.ts';
 
 export interface GroupDefined {
@@ -120,6 +121,33 @@ export interface CapacityScaled {
   };
 }
 
+/**
+ * The autoscaler (the monitor's scaling pass, shared/monitor/scaling.ts) moved a scaled host type's count, with
+ * everything that went into it. It sets the capacity as CapacityScaled does; a later GroupDefined keeps it
+ * (clamped into the new min/max) instead of going back to `count`. Event id `scaling#<hostType>#<at>`: once per
+ * host type and tick.
+ */
+export interface ScalingDecided {
+  type: 'ScalingDecided';
+  data: ScalingDecidedData;
+}
+
+export interface ScalingDecidedData {
+  hostType: string;
+  from: number;
+  to: number;
+  direction: Direction;
+  /** The recommendation before stabilization, and what made it. */
+  recommendation: number;
+  recommendedBy: Bound;
+  /** The step that set the final count. */
+  boundBy: Bound;
+  /** decideScale's explanation: counts, demand, targets, forecast, windows, limits (JSON-safe). */
+  inputs: ScaleExplanation;
+  /** The monitor tick it was decided at (ISO). */
+  at: string;
+}
+
 /** The rule that scaled stopped firing: its next firing is a new episode, and may scale again. */
 export interface ScaleEpisodeEnded {
   type: 'ScaleEpisodeEnded';
@@ -128,6 +156,7 @@ export interface ScaleEpisodeEnded {
 
 export type GroupEvent =
   | CapacityScaled
+  | ScalingDecided
   | ScaleEpisodeEnded
   | GroupDefined
   | GroupStarted

@@ -10,7 +10,7 @@ import type { Decider, Decision } from '../command/decider.ts';
 import { ConflictError, NotFoundError, StaleVersionError, ValidationError } from '../errors.ts';
 import type { NewEvent } from '../events.ts';
 import type { DefinitionFormat } from './compile.ts';
-import type { DeclaredChange, GroupEvent, RolloutRequested } from './events.ts';
+import type { DeclaredChange, GroupEvent, RolloutRequested, ScalingDecidedData } from './events.ts';
 import {
   type ActiveRollout,
   compiledAt,
@@ -89,7 +89,9 @@ export type GroupCommand =
   | ({ type: 'RaiseAlarm'; at: Date } & Alarm)
   | { type: 'ClearAlarm'; episode: string; at: Date }
   | ({ type: 'Scale'; at: Date } & ScaleRequest)
-  | { type: 'EndScaleEpisode'; episode: string; at: Date };
+  | { type: 'EndScaleEpisode'; episode: string; at: Date }
+  /** The autoscaler's decision for a host type at a monitor tick (`decision.at`). */
+  | { type: 'DecideScaling'; decision: ScalingDecidedData };
 
 export type GroupOutcome =
   /** `requested`: the declared rollout this definition started (the rest of what it declared is queued). */
@@ -107,6 +109,7 @@ export type GroupOutcome =
   | { kind: 'alarm'; raised: boolean }
   | { kind: 'scaled'; scaled?: { from: number; to: number } }
   | { kind: 'scale-episode-ended'; ended: boolean }
+  | { kind: 'scaling-decided'; recorded: boolean }
   /** `opened`: the alarm that opened the episode cleared. */
   | { kind: 'alarm-cleared'; opened?: OpenAlarm };
 
@@ -217,6 +220,8 @@ export const groupDecider: Decider<GroupState, GroupCommand, GroupEvent, GroupOu
       }
       case 'Scale':
         return scale(name, state, command);
+      case 'DecideScaling':
+        return decideScaling(name, state, command.decision);
       case 'EndScaleEpisode': {
         existing(name, state);
         if (state.openScales?.[command.episode] === undefined)
@@ -283,6 +288,33 @@ function scale(
         because: command.because,
         at,
       },
+    },
+  );
+}
+
+/**
+ * Once per host type and tick, and only on the count it was decided from: a retried tick (same `at`, or an
+ * older one) and a decision overtaken by a PUT or a rule's scale (its `from` is no longer the count) record
+ * nothing; the next tick decides again from what is.
+ */
+function decideScaling(name: string, state: GroupState, decision: ScalingDecidedData): GroupDecision {
+  existing(name, state);
+  const type = state.compiled?.hostTypes[decision.hostType];
+  if (!type || type.scaling === undefined)
+    throw new ValidationError(`group "${name}" has no scaled host type ${decision.hostType}`, {
+      hostType: decision.hostType,
+    });
+  const last = state.scaledAt?.[decision.hostType];
+  const stale = last !== undefined && Date.parse(decision.at) <= Date.parse(last);
+  const to = Math.max(type.min ?? 0, Math.min(type.max ?? decision.to, decision.to));
+  if (stale || decision.from !== type.desired || to === type.desired)
+    return nothing({ kind: 'scaling-decided', recorded: false });
+  return decided(
+    { kind: 'scaling-decided', recorded: true },
+    {
+      type: 'ScalingDecided',
+      eventId: `scaling#${decision.hostType}#${decision.at}`,
+      data: { ...decision, to },
     },
   );
 }

@@ -33,6 +33,7 @@ export {
   clearAlarm,
   endScaleEpisode,
   raiseAlarm,
+  recordScalingDecision,
   scaleGroup,
 } from './group-stream.ts';
 export type { DefinitionFormat, DefinitionPreconditions };

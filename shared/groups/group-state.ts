@@ -60,6 +60,8 @@ export interface GroupState {
   capacity?: Readonly<Record<string, number>>;
   /** Scale episodes open (episode → when it scaled): a rule scales once per episode. */
   openScales?: Readonly<Record<string, string>>;
+  /** host type → the tick of its last ScalingDecided (ISO): the autoscaler decides once per host type and tick. */
+  scaledAt?: Readonly<Record<string, string>>;
   /** The last stream version folded in. */
   streamVersion: number;
 }
@@ -109,13 +111,16 @@ export function evolveGroup(state: GroupState, event: RecordedEvent<GroupEvent>)
         definitionVersion: event.version,
       };
       const queued = withDeclared(state.exists ? state.declaredQueue : undefined, event.data.declared);
-      // The definition's counts win over what rules scaled the group to before it.
+      // The definition's counts win over what rules scaled the group to before it, except for a host type
+      // the autoscaler scales: it keeps its count, clamped into the new min/max.
       const { capacity: _, ...unscaled } = next;
+      const kept = state.exists ? autoscaledCapacity(event.data.definition, state.capacity) : undefined;
+      const redefined = kept
+        ? { ...unscaled, ...defined, capacity: kept, compiled: withCapacity(defined.compiled, kept) }
+        : { ...unscaled, ...defined };
       // A group deleted and defined again starts stopped, as a new group would.
       return withQueue(
-        state.exists
-          ? { ...unscaled, ...defined }
-          : { ...NO_GROUP, ...defined, exists: true, streamVersion: event.version },
+        state.exists ? redefined : { ...NO_GROUP, ...defined, exists: true, streamVersion: event.version },
         queued,
       );
     }
@@ -169,6 +174,16 @@ export function evolveGroup(state: GroupState, event: RecordedEvent<GroupEvent>)
         ...(state.compiled ? { compiled: withCapacity(state.compiled, capacity) } : {}),
       };
     }
+    case 'ScalingDecided': {
+      const { hostType, to, at } = event.data;
+      const capacity = { ...state.capacity, [hostType]: to };
+      return {
+        ...next,
+        capacity,
+        scaledAt: { ...state.scaledAt, [hostType]: at },
+        ...(state.compiled ? { compiled: withCapacity(state.compiled, capacity) } : {}),
+      };
+    }
     case 'ScaleEpisodeEnded': {
       const { [event.data.episode]: _, ...open } = state.openScales ?? {};
       if (Object.keys(open).length > 0) return { ...next, openScales: open };
@@ -190,6 +205,23 @@ export function withCapacity(
     if (type) hostTypes[name] = { ...type, desired };
   }
   return { ...compiled, hostTypes };
+}
+
+/**
+ * The counts to keep across a new definition: those of host types it still scales (`scaling` with min and
+ * max), clamped into its bounds. Undefined when there are none, so an unscaled group folds as before.
+ */
+export function autoscaledCapacity(
+  definition: GroupDefinition,
+  capacity: Readonly<Record<string, number>> | undefined,
+): Record<string, number> | undefined {
+  const kept: Record<string, number> = {};
+  for (const [name, count] of Object.entries(capacity ?? {})) {
+    const type = definition.hostTypes[name];
+    if (type?.scaling === undefined || type.min === undefined || type.max === undefined) continue;
+    kept[name] = Math.min(type.max, Math.max(type.min, count));
+  }
+  return Object.keys(kept).length > 0 ? kept : undefined;
 }
 
 /** One entry per service (or host type): a later declaration of it moves it on, its `from` stays the first. */
@@ -247,6 +279,7 @@ export interface GroupDocument {
   declaredQueue?: DeclaredChange[];
   capacity?: Record<string, number>;
   openScales?: Record<string, string>;
+  scaledAt?: Record<string, string>;
 }
 
 /** The document of a group that exists; undefined when the stream says it does not (never defined, deleted). */
@@ -270,6 +303,7 @@ export function documentOf(state: GroupState): GroupDocument | undefined {
       : {}),
     ...(state.capacity ? { capacity: { ...state.capacity } } : {}),
     ...(state.openScales ? { openScales: { ...state.openScales } } : {}),
+    ...(state.scaledAt ? { scaledAt: { ...state.scaledAt } } : {}),
   };
 }
 
@@ -287,6 +321,7 @@ export function stateOfDocument(document: GroupDocument): GroupState {
     ...(document.declaredQueue ? { declaredQueue: document.declaredQueue } : {}),
     ...(document.capacity ? { capacity: document.capacity } : {}),
     ...(document.openScales ? { openScales: document.openScales } : {}),
+    ...(document.scaledAt ? { scaledAt: document.scaledAt } : {}),
     ...(document.activeRollout ? { activeRollout: document.activeRollout } : {}),
   };
 }

@@ -15,7 +15,7 @@ import { loadStream, runCommand } from '../command/runner.ts';
 import { ValidationError } from '../errors.ts';
 import type { EventStore, HostStore } from '../ports.ts';
 import type { RetryPolicy } from '../retry.ts';
-import { type GroupEvent, groupStream, type RolloutRequested } from './events.ts';
+import { type GroupEvent, groupStream, type RolloutRequested, type ScalingDecidedData } from './events.ts';
 import {
   type AdoptOutcome,
   type Alarm,
@@ -198,6 +198,24 @@ export async function scaleGroup(
     'scaled',
   );
   return outcome.scaled ? { scaled: outcome.scaled } : {};
+}
+
+/**
+ * The autoscaler's decision for a host type at a tick: ScalingDecided, once per host type and tick, and only
+ * from the count the group wants now (see the decider's decideScaling). `recorded` says whether it was appended.
+ */
+export async function recordScalingDecision(
+  deps: GroupStreamDeps,
+  group: string,
+  decision: ScalingDecidedData,
+): Promise<{ recorded: boolean }> {
+  const { outcome } = await runGroupCommand(
+    deps,
+    group,
+    { type: 'DecideScaling', decision },
+    'scaling-decided',
+  );
+  return { recorded: outcome.recorded };
 }
 
 /** The scaling rule stopped firing: the next time it fires it may scale again. */

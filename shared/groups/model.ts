@@ -3,6 +3,7 @@
  * functions, the fan-out, the agent and the API. Pure types: no behaviour lives here.
  */
 import type { CompiledRule } from '../rules/types.ts';
+import type { ScalingPolicy } from '../scaling/policy-schema.ts';
 import type { Channel, HostStatus } from '../schemas.ts';
 
 /* ───────────── Group definitions (what an operator writes, YAML or JSON) ───────────── */
@@ -37,6 +38,11 @@ export interface HostTypeDefinition {
   balances?: string[];
   /** Channel pools this host type serves (voice, sms, mms, video). */
   channels?: Channel[];
+  /**
+   * Scaled by the monitor between min and max (count, else min, is where it starts); a later definition keeps
+   * the autoscaler's count, clamped into its min/max.
+   */
+  scaling?: ScalingPolicy;
 }
 
 export interface DrainPolicy {

@@ -9,6 +9,7 @@
  * down level by level, dependents first.
  */
 import { ValidationError } from '../errors.ts';
+import { pickScaleIn } from '../scaling/autoscaler.ts';
 import { launchMarkOf } from './launch-spec.ts';
 import type {
   ActualHost,
@@ -25,7 +26,7 @@ import { readiness } from './planner-drain.ts';
 import { LoadBalancers } from './planner-load-balancers.ts';
 import { byId, isDead, isDraining, Projection, type Slot, selectable } from './planner-projection.ts';
 import { PlanWriter, type WaveWriter } from './planner-waves.ts';
-import { compareCandidates, parseSelector, selectHosts, selectorSize } from './selectors.ts';
+import { parseSelector, selectHosts, selectorSize } from './selectors.ts';
 
 export interface PlanRollout {
   id: string;
@@ -131,6 +132,8 @@ interface Capacity {
   dead: { slot: Slot; replacedBy?: CompiledHostType }[];
   fresh: Map<string, number>;
   surplus: { slot: Slot; reason: string }[];
+  /** Surplus hosts kept because leaving would take their type below its min. */
+  held: { hostId: string; reason: string }[];
 }
 
 function planRunning(
@@ -159,6 +162,8 @@ function planRunning(
   launchAndReplace(context, capacity);
   scaleIn(context, capacity.surplus, budget);
   if (rollout && change) roll(context, rollout, change, budget);
+  // Last, so a rollout's own reason for holding one back (which the reconcile reads) comes first.
+  for (const { hostId, reason } of capacity.held) context.plan.defer(hostId, reason);
 }
 
 /**
@@ -172,7 +177,7 @@ function drainingForNothing(slot: Slot): boolean {
 }
 
 function measureCapacity({ group, projection }: Context): Capacity {
-  const capacity: Capacity = { dead: [], fresh: new Map(), surplus: [] };
+  const capacity: Capacity = { dead: [], fresh: new Map(), surplus: [], held: [] };
   const slotsOfType = byType(projection.slots);
   const typeNames = [...new Set([...Object.keys(group.hostTypes), ...slotsOfType.keys()])].sort(byId);
   for (const typeName of typeNames) {
@@ -186,7 +191,12 @@ function measureCapacity({ group, projection }: Context): Capacity {
       for (const slot of preferredToLeave(live)) capacity.surplus.push({ slot, reason });
       continue;
     }
-    const shortfall = Math.max(0, type.desired - live.length);
+    // Never below min, whatever count reached the planner (a capacity scaled before min was raised): the
+    // surplus hosts that would take it there stay, and say why. The hosts that stay are the type's most ready
+    // (see preferredToLeave), so a scale-in that retires a ready host leaves at least `target` ready ones.
+    const floor = type.min ?? 0;
+    const target = Math.max(type.desired, floor);
+    const shortfall = Math.max(0, target - live.length);
     dead.forEach((slot, i) => {
       capacity.dead.push(i < shortfall ? { slot, replacedBy: type } : { slot });
     });
@@ -194,8 +204,15 @@ function measureCapacity({ group, projection }: Context): Capacity {
     const surplus = live.length - type.desired;
     if (surplus <= 0) continue;
     const reason = `scale-in: ${typeName} has ${live.length} hosts, wants ${type.desired}`;
-    for (const slot of preferredToLeave(live, launchMarkOf(type)).slice(0, surplus))
-      capacity.surplus.push({ slot, reason });
+    const preferred = preferredToLeave(live, launchMarkOf(type));
+    const leave = Math.max(0, live.length - target);
+    for (const slot of preferred.slice(0, leave)) capacity.surplus.push({ slot, reason });
+    for (const slot of preferred.slice(leave, surplus)) {
+      capacity.held.push({
+        hostId: slot.hostId,
+        reason: `${reason}, below its min ${floor}: kept at ${target}`,
+      });
+    }
   }
   return capacity;
 }
@@ -210,14 +227,22 @@ const LEAVING_RANK: Partial<Record<Slot['status'], number>> = {
 /**
  * Hosts already on their way out first, then those not yet serving, then those launched as the type was
  * defined before (a replacement interrupted between its launch and the old host's end leaves the old one),
- * then as selectors prefer (idle, light).
+ * then in the autoscaler's scale-in order (pickScaleIn: no live sessions, then the fewest, then by id) — not
+ * by load, which moves from one reconcile to the next, while a call in progress is what a retirement cuts.
  */
 function preferredToLeave(slots: readonly Slot[], mark?: string): Slot[] {
   const rank = (slot: Slot) => LEAVING_RANK[slot.status] ?? (slot.state.mode === 'draining' ? 1 : 3);
   const stale = (slot: Slot) => (mark !== undefined && slot.state.launchedAs !== mark ? 0 : 1);
-  return slots
-    .map((slot) => ({ slot, rank: rank(slot), stale: stale(slot), host: selectable(slot) }))
-    .sort((a, b) => a.rank - b.rank || a.stale - b.stale || compareCandidates(a.host, b.host))
+  const entries = slots.map((slot) => ({
+    slot,
+    id: slot.hostId,
+    sessions: slot.liveSessions,
+    rank: rank(slot),
+    stale: stale(slot),
+  }));
+  // pickScaleIn of them all is the whole order; the sort is stable, so it holds within a rank.
+  return pickScaleIn(entries, entries.length)
+    .sort((a, b) => a.rank - b.rank || a.stale - b.stale)
     .map((entry) => entry.slot);
 }
 

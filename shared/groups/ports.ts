@@ -8,7 +8,8 @@ import type { DesiredHostState, Plan } from './model.ts';
 
 /* ───────────── Documents: projections that are not hosts (groups, rollouts, desired host states) ───────────── */
 
-export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan' | 'lease' | 'alarm';
+/** `scaling`: the autoscaler's memory of a group (shared/scaling/scaling-document.ts). */
+export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan' | 'lease' | 'alarm' | 'scaling';
 
 export interface StoredDocument<T> {
   kind: DocumentKind;

@@ -14,7 +14,10 @@
  */
 import type { Channel } from '../schemas.ts';
 import { CHANNELS } from '../schemas.ts';
+import type { Bound, Direction, HostCounts, MetricVerdict, ScaleExplanation } from './decision-types.ts';
 import { type CompiledScalingPolicy, FLAP_MEMORY_SECONDS, type StepLimit } from './policy.ts';
+
+export type { Bound, Direction, HostCounts, MetricVerdict, ScaleExplanation } from './decision-types.ts';
 
 /** One past decision, as stored in the group's stream (the inputs of the next ones). */
 export interface ScaleRecord {
@@ -26,14 +29,6 @@ export interface ScaleRecord {
   to: number;
   /** What made the recommendation; a hold within the tolerance is not a demand coming back. */
   recommendedBy?: Bound;
-}
-
-export interface HostCounts {
-  /** The count the host type is meant to have now (the definition's, or the last decision's). */
-  desired: number;
-  ready: number;
-  booting: number;
-  draining: number;
 }
 
 export interface ScaleInput {
@@ -55,58 +50,6 @@ export interface ScaleInput {
   scheduledMinimum?: number;
   /** Sessions per channel expected within the lead (forecastDemand: the weekly history and the trend). */
   forecast?: Partial<Record<Channel, number>>;
-}
-
-export type Direction = 'up' | 'down' | 'hold';
-
-/** Which step set the final count (the last one that changed it wins). */
-export type Bound =
-  | 'demand'
-  | 'load'
-  | 'forecast'
-  | 'metric'
-  | 'tolerance'
-  | 'no-signal'
-  | 'stabilization'
-  | 'step-limit'
-  | 'cooldown'
-  | 'schedule'
-  | 'min'
-  | 'max';
-
-export interface MetricVerdict {
-  name: string;
-  value?: number;
-  worse: 'higher' | 'lower';
-  provision: number;
-  deprovision?: number;
-  /** provision: past the provision threshold; hold: between the two; release: past deprovision; unreported. */
-  verdict: 'provision' | 'hold' | 'release' | 'unreported';
-  proposes?: number;
-}
-
-/** The explanation stored with the decision. */
-export interface ScaleExplanation {
-  counts: HostCounts;
-  demand: Partial<Record<Channel, number>>;
-  targets: Partial<Record<Channel, number>>;
-  /** Σ sessions / target over the channels: the host fractions the pooled channels need. */
-  hostsForDemand?: number;
-  load?: { value: number; target: number; hosts: number };
-  forecast?: { sessions: Partial<Record<Channel, number>>; hosts: number; leadSeconds: number };
-  tolerance: { value: number; ratio?: number; within: boolean };
-  metrics: MetricVerdict[];
-  recommendation: number;
-  window: {
-    up: { seconds: number; lowest: number };
-    /** Dips that came back in the last hour (countReturns): each doubled the window. */
-    down: { seconds: number; highest: number; returns: number };
-  };
-  stepLimits: { upTo: number; downTo: number };
-  cooldown?: { seconds: number; until: string };
-  scheduledMinimum?: number;
-  min: number;
-  max: number;
 }
 
 export interface ScaleDecision {

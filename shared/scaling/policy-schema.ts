@@ -30,6 +30,8 @@ export const DEFAULT_LOOKBACK_WEEKS = 2;
  */
 export const DEFAULT_TREND_SECONDS = 600;
 export const MAX_SCHEDULE_MINUTES = 7 * 24 * 60;
+/** Launch to serving, when the block does not say: the predictor's lead and what a scale-out waits for. */
+export const DEFAULT_BOOT_SECONDS = 120;
 
 const expected =
   (what: string) =>
@@ -155,6 +157,8 @@ export const ScalingPolicySchema = z.strictObject({
   cooldownSeconds: z._default(seconds(), DEFAULT_COOLDOWN_SECONDS),
   schedule: z._default(z.array(ScheduleEntrySchema), []),
   predictive: z.prefault(PredictiveSchema, {}),
+  /** Time from launch to serving for this host type: the predictor's default lead. */
+  bootSeconds: z._default(seconds(), DEFAULT_BOOT_SECONDS),
 });
 
 export type ScalingPolicy = z.output<typeof ScalingPolicySchema>;

@@ -64,8 +64,8 @@ export interface ScaledHostType {
 }
 
 export interface CompileOptions {
-  /** Time from launch to serving: the predictor's default lead. */
-  bootSeconds: number;
+  /** Time from launch to serving: the predictor's default lead; default the block's own `bootSeconds`. */
+  bootSeconds?: number;
   /** Path of the block in the definition, for messages; default "scaling". */
   at?: string;
 }
@@ -146,7 +146,7 @@ function checkStep(step: StepLimit, at: string, problems: DefinitionIssue[]): vo
 export function checkScalingPolicy(
   value: unknown,
   hostType: ScaledHostType,
-  options: CompileOptions,
+  options: CompileOptions = {},
 ): { policy?: CompiledScalingPolicy; problems: DefinitionIssue[] } {
   const at = options.at ?? 'scaling';
   const parsed = ScalingPolicySchema.safeParse(value);
@@ -249,7 +249,7 @@ export function checkScalingPolicy(
       predictive: {
         enabled: policy.predictive.enabled,
         lookbackWeeks: policy.predictive.lookbackWeeks,
-        leadSeconds: policy.predictive.leadSeconds ?? options.bootSeconds,
+        leadSeconds: policy.predictive.leadSeconds ?? options.bootSeconds ?? policy.bootSeconds,
         trendSeconds: policy.predictive.trendSeconds,
       },
     },
@@ -260,7 +260,7 @@ export function checkScalingPolicy(
 export function compileScalingPolicy(
   value: unknown,
   hostType: ScaledHostType,
-  options: CompileOptions,
+  options: CompileOptions = {},
 ): CompiledScalingPolicy {
   const { policy, problems } = checkScalingPolicy(value, hostType, options);
   if (policy === undefined) {
