@@ -1,8 +1,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { PROBLEM_CONTENT_TYPE, type ProblemDocument, problem } from '../../shared/problem.ts';
+import { listenOnLoopback } from './listen.ts';
 
 /*
  * API Gateway's stand-in: a REST API with a `{proxy+}` resource and Lambda proxy integration. In AWS the
@@ -265,14 +265,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     res.writeContinue();
     handle(req, res).catch(() => res.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
   return {
     url: `http://127.0.0.1:${port}`,
     port,

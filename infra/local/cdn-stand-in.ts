@@ -1,7 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
@@ -12,6 +11,7 @@ import {
   verifySignedUrl,
 } from '../../shared/cdn-policy.ts';
 import { SNAPSHOT_PREFIX } from '../../shared/keys.ts';
+import { listenOnLoopback } from './listen.ts';
 import { readOrCreateSecret } from './state-dir.ts';
 
 /*
@@ -127,11 +127,7 @@ export async function startCdnStandIn(options: CdnStandInOptions): Promise<CdnSt
       else response.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
   return {
     url: `http://127.0.0.1:${port}`,
     get forwarded() {

@@ -7,11 +7,11 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { GetQueueUrlCommand, ListQueueTagsCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { signRequest } from '../../cli/sigv4.ts';
 import { INBOX_QUEUE_PREFIX } from '../../shared/groups/fanout.ts';
 import { isAllowed, ownInboxStatement, type PolicyStatementJson } from '../../shared/groups/host-access.ts';
+import { listenOnLoopback } from './listen.ts';
 
 /*
  * Local mode's stand-in for what IAM does to a host's SQS requests. fauxqs checks no signature, so with it
@@ -254,14 +254,7 @@ export async function startSqsGuard(options: SqsGuardOptions): Promise<SqsGuard>
   };
 
   const server = createServer((req, res) => void handle(req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, options.port);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     credentialsFor: (instanceId) => ({ accessKeyId: instanceId, secretAccessKey: secretOf(instanceId) }),
