@@ -49,6 +49,19 @@ export function secondsOption(value: string, flag: string, command?: string): nu
   return Math.round(seconds * 1000);
 }
 
+/**
+ * The poll interval of a `--watch` command: `--interval S` only together with `--watch`, else the default.
+ */
+export function watchIntervalMs(
+  values: { watch?: boolean; interval?: string },
+  command: string,
+  defaultMs: number,
+): number {
+  if (values.interval === undefined) return defaultMs;
+  if (!values.watch) throw new UsageError('--interval is how often --watch reads: give --watch too', command);
+  return secondsOption(values.interval, '--interval', command);
+}
+
 /** A whole number ≥ 1 (a stream version, a count). */
 export function positiveIntegerOption(value: string, flag: string, command?: string): number {
   const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;

@@ -7,8 +7,8 @@ import {
   OUTPUT_OPTIONS,
   outputFormat,
   parseCommandArgs,
-  secondsOption,
   UsageError,
+  watchIntervalMs,
 } from '../usage.ts';
 import {
   allPagesJson,
@@ -139,13 +139,7 @@ ${CONNECTION_HELP}`,
     if (values.watch && format !== 'table') {
       throw new UsageError('--watch draws the table again on each change: use it without --output', 'hosts');
     }
-    if (values.interval !== undefined && !values.watch) {
-      throw new UsageError('--interval is how often --watch reads: give --watch too', 'hosts');
-    }
-    const intervalMs =
-      values.interval === undefined
-        ? HOSTS_WATCH_INTERVAL_MS
-        : secondsOption(values.interval, '--interval', 'hosts');
+    const intervalMs = watchIntervalMs(values, 'hosts', HOSTS_WATCH_INTERVAL_MS);
     const palette = stdoutPalette(io, values);
     const client = await connect(io, values);
     const list: PagedList = { path: '/hosts', key: 'hosts', xmlRoot: 'hosts', query: filter };

@@ -9,8 +9,8 @@ import {
   OUTPUT_OPTIONS,
   outputFormat,
   parseCommandArgs,
-  secondsOption,
   UsageError,
+  watchIntervalMs,
 } from '../usage.ts';
 import { CONNECTION_HELP, type Command, connect, encodeSegment, stdoutPalette } from './command.ts';
 
@@ -261,13 +261,7 @@ ${CONNECTION_HELP}`,
         'scaling',
       );
     }
-    if (values.interval !== undefined && !values.watch) {
-      throw new UsageError('--interval is how often --watch reads: give --watch too', 'scaling');
-    }
-    const intervalMs =
-      values.interval === undefined
-        ? SCALING_WATCH_INTERVAL_MS
-        : secondsOption(values.interval, '--interval', 'scaling');
+    const intervalMs = watchIntervalMs(values, 'scaling', SCALING_WATCH_INTERVAL_MS);
     const palette = stdoutPalette(io, values);
     const client = await connect(io, values);
     const body = await readScaling(client, group);
