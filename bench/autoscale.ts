@@ -13,7 +13,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decideScale, type ScaleRecord, toRecord } from '../shared/scaling/autoscaler.ts';
-import { compileScalingPolicy } from '../shared/scaling/policy.ts';
+import { compileScalingPolicy, FLAP_MEMORY_SECONDS } from '../shared/scaling/policy.ts';
 import { type DemandSample, forecastDemand } from '../shared/scaling/predictor.ts';
 import { type ScheduleEntry, scheduledMinimum } from '../shared/scaling/schedule.ts';
 import { emit, round } from './output.ts';
@@ -36,7 +36,8 @@ const SYNC_SECONDS = 15;
 const DRAIN_SECONDS = 120;
 /** Monday 21 December 2026, 00:00 UTC: what the traces' time zero means (schedules are read against it). */
 export const SIM_START = Date.UTC(2026, 11, 21);
-const HISTORY_SECONDS = 3600;
+/** The flap memory and one sync more: the record in force at its start tells the autoscaler it has watched an hour. */
+const HISTORY_SECONDS = FLAP_MEMORY_SECONDS + SYNC_SECONDS;
 
 /** A policy answers the desired count at each sync from what a monitor would see. */
 type Policy = (now: number, demand: number) => number;

@@ -135,6 +135,10 @@ describe('fleetfold scaling', () => {
     expect(
       decisionReason({ ...base, to: 8, recommendation: 3, recommendedBy: 'no-signal', boundBy: 'schedule' }),
     ).toBe('up 4→8: no sessions, load or metric reported, the scheduled minimum is 8');
+    const held = { ...heldDown, inputs: { window: { down: { seconds: 600, returns: 1 } } } };
+    expect(decisionReason(held)).toMatch(/window \(600 s, doubled for a dip that came back\) keeps 3 \(at /);
+    held.inputs.window.down = { seconds: 600, returns: 1, warmingUp: true } as typeof held.inputs.window.down;
+    expect(decisionReason(held)).toMatch(/\(600 s, doubled until the host type has an hour of history\)/);
   });
 
   it('says when there is nothing to show', () => {

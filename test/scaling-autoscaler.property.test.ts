@@ -25,6 +25,14 @@ function policyFor(
   );
 }
 
+/**
+ * A record from an hour ago, outside every window: the autoscaler has watched the host type for its flap
+ * memory, so it is not warming up (which assumes one returned dip and doubles the scale-down window).
+ */
+const watched = (count: number, at = NOW): ScaleRecord[] => [
+  { at: at - 3_600_000, recommendation: count, from: count, to: count, recommendedBy: 'tolerance' },
+];
+
 function input(
   policy: CompiledScalingPolicy,
   desired: number,
@@ -36,7 +44,7 @@ function input(
     now: NOW,
     counts: { desired, ready: desired, booting: 0, draining: 0 },
     demand: { voice },
-    history: [],
+    history: watched(desired),
     ...extra,
   };
 }
@@ -44,7 +52,7 @@ function input(
 /** Runs decisions every 15 s over a demand series, carrying the history as the monitor would. */
 function run(policy: CompiledScalingPolicy, start: number, demands: readonly number[]): ScaleDecision[] {
   let current = start;
-  const history: ScaleRecord[] = [];
+  const history: ScaleRecord[] = watched(start);
   return demands.map((voice, i) => {
     const now = NOW + i * SYNC;
     const decision = decideScale({ ...input(policy, current, voice), now, history });
@@ -203,8 +211,49 @@ describe('decideScale', () => {
       { at: NOW - 600_000, recommendation: 5, from: 5, to: 5, recommendedBy: 'tolerance' },
     ];
     expect(countReturns(history, NOW)).toBe(2);
-    const decision = decideScale({ ...input(policy, 5, 100), history });
+    const decision = decideScale({ ...input(policy, 5, 100), history: [...watched(5), ...history] });
     expect(decision.inputs.window.down).toMatchObject({ seconds: 1200, returns: 2 });
+  });
+
+  it('assumes one returned dip until it has watched the host type for an hour', () => {
+    const policy = policyFor({ predictive: { enabled: false } });
+    const fresh = decideScale({ ...input(policy, 20, 100), history: [] });
+    expect(fresh.inputs.window.down).toMatchObject({ seconds: 600, returns: 1, warmingUp: true });
+    // The same dip, 10 minutes long, on a host type watched for an hour and one watched for 59 minutes.
+    const demands = [...Array(4).fill(1000), ...Array(40).fill(100)];
+    const firstDown = (decisions: ScaleDecision[]) =>
+      decisions.findIndex((decision) => decision.direction === 'down');
+    expect(firstDown(run(policy, 20, demands))).toBe(4 + 20 - 1);
+    let current = 20;
+    const young: ScaleRecord[] = [
+      { at: NOW - 59 * 60_000, recommendation: 20, from: 20, to: 20, recommendedBy: 'tolerance' },
+    ];
+    const decisions = demands.map((voice, i) => {
+      const now = NOW + i * SYNC;
+      const decision = decideScale({ ...input(policy, current, voice), now, history: young });
+      young.push(toRecord(decision, now));
+      current = decision.desired;
+      return decision;
+    });
+    // Still young when the 300-s window ends; an hour old (and back to 300 s) from the fifth sync on.
+    expect(decisions[4 + 20 - 1]?.inputs.window.down.warmingUp).toBeUndefined();
+    expect(firstDown(decisions)).toBe(4 + 20 - 1);
+    expect(decisions[0]?.inputs.window.down.warmingUp).toBe(true);
+  });
+
+  it('ends a dip when the demand passes what the smaller count holds within the tolerance', () => {
+    const policy = policyFor({ predictive: { enabled: false } });
+    // 7 hosts, demand hovering around 6 hosts' worth (300 ± 3%): ceil() alternates 6 and 7, but 6 hosts hold
+    // every tick of it within the tolerance, so the window does not keep the seventh for good.
+    const noisy = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? 291 : 309));
+    const decisions = run(policy, 7, noisy);
+    expect(decisions.at(-1)?.desired).toBe(6);
+    expect(decisions.map((decision) => decision.holds)).toSatisfy((holds: number[]) =>
+      holds.every((value) => value === 6),
+    );
+    // A tick that asked for more hosts keeps its whole recommendation in the window.
+    const up = decideScale({ ...input(policy, 6, 400) });
+    expect(up).toMatchObject({ recommendation: 8, holds: 8, desired: 8 });
   });
 
   it('lets a business metric add a step past its threshold and hold scale-in inside its band', () => {

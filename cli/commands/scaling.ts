@@ -35,7 +35,10 @@ export interface ScalingDecisionView {
   recommendedBy?: string;
   boundBy?: string;
   inputs?: {
-    window?: { up?: { seconds?: number }; down?: { seconds?: number } };
+    window?: {
+      up?: { seconds?: number };
+      down?: { seconds?: number; returns?: number; warmingUp?: boolean };
+    };
     cooldown?: { seconds?: number; until?: string };
     metrics?: { name?: string; verdict?: string; value?: number }[];
     tolerance?: { value?: number };
@@ -104,7 +107,16 @@ function boundWords(d: ScalingDecisionView): string | undefined {
     case 'stabilization': {
       const down = (d.recommendation ?? 0) < (d.from ?? 0);
       const seconds = (down ? d.inputs?.window?.down : d.inputs?.window?.up)?.seconds;
-      return `the scale-${down ? 'down' : 'up'} window${seconds === undefined ? '' : ` (${seconds} s)`} keeps ${to}`;
+      const returns = down ? d.inputs?.window?.down?.returns : undefined;
+      // Say why a window is longer than the policy's: dips that came back, or a group not yet watched an hour.
+      const longer = !down
+        ? ''
+        : d.inputs?.window?.down?.warmingUp
+          ? ', doubled until the host type has an hour of history'
+          : returns
+            ? `, doubled for ${returns === 1 ? 'a dip' : `${returns} dips`} that came back`
+            : '';
+      return `the scale-${down ? 'down' : 'up'} window${seconds === undefined ? '' : ` (${seconds} s${longer})`} keeps ${to}`;
     }
     case 'step-limit':
       return `the step limit allows ${to}`;

@@ -29,6 +29,11 @@ export interface ScaleRecord {
   to: number;
   /** What made the recommendation; a hold within the tolerance is not a demand coming back. */
   recommendedBy?: Bound;
+  /**
+   * The fewest hosts that would have held this tick's demand within the tolerance (ceil(needed / (1 + tolerance)));
+   * the scale-down window reads it instead of the recommendation. Absent in older records: the recommendation.
+   */
+  holds?: number;
 }
 
 export interface ScaleInput {
@@ -59,6 +64,8 @@ export interface ScaleDecision {
   /** Store it in the next decisions' history (toRecord). */
   recommendation: number;
   recommendedBy: Bound;
+  /** Store it too: what the scale-down window of later decisions reads (ScaleRecord.holds). */
+  holds: number;
   boundBy: Bound;
   inputs: ScaleExplanation;
 }
@@ -183,8 +190,10 @@ export function decideScale(input: ScaleInput): ScaleDecision {
   let recommendation = current;
   let ratio: number | undefined;
   let within = false;
+  let needed: number | undefined;
   if (candidates.length > 0) {
-    const [source, needed] = candidates.reduce((best, next) => (next[1] > best[1] ? next : best));
+    const [source, most] = candidates.reduce((best, next) => (next[1] > best[1] ? next : best));
+    needed = most;
     ratio = current === 0 ? undefined : needed / current;
     // HPA's tolerance: a change smaller than it is noise, and the count stays.
     // (≤, with room for rounding: 2 hosts × 50 × 1.1 is 110.00000000000001 in floating point.)
@@ -215,9 +224,28 @@ export function decideScale(input: ScaleInput): ScaleDecision {
   }
   recommendation = clamp(recommendation, policy.min, policy.max);
   const recommendedBy = boundBy;
+  // What this tick tells the scale-down windows of later ticks. When the count was too large for the demand by
+  // more than the tolerance, the fewest hosts that hold the demand within the tolerance (where their own
+  // scale-out would start), not ceil(): else demand hovering at a whole number of hosts (6.0 ± noise, on 7)
+  // rounds up to the current count every other tick and keeps it in the window for good. A tick that found the
+  // count right (within the tolerance), asked for more hosts or went by a metric holds its recommendation: a
+  // dip from a well-sized count still has to last the whole window, and a scale-out is not rounded away.
+  const holds =
+    needed === undefined ||
+    recommendedBy === 'metric' ||
+    recommendedBy === 'tolerance' ||
+    recommendation > current
+      ? recommendation
+      : clamp(
+          Math.min(recommendation, Math.ceil(needed / (1 + policy.tolerance) - 1e-9)),
+          policy.min,
+          policy.max,
+        );
 
-  // 2. Stabilization windows.
-  const returns = countReturns(history, now);
+  // 2. Stabilization windows. Until the autoscaler has watched the host type for the flap memory it cannot
+  // know whether its dips come back, so it assumes one did (the window a single return would give).
+  const warmingUp = !history.some((record) => record.at <= now - FLAP_MEMORY_SECONDS * 1000);
+  const returns = Math.max(countReturns(history, now), warmingUp ? 1 : 0);
   const downSeconds = Math.min(
     policy.stabilization.maxScaleDownSeconds,
     policy.stabilization.scaleDownSeconds * 2 ** returns,
@@ -228,7 +256,10 @@ export function decideScale(input: ScaleInput): ScaleDecision {
   for (const record of history) {
     if (record.at > now) continue;
     if (record.at > now - upSeconds * 1000) lowest = Math.min(lowest, record.recommendation);
-    if (record.at > now - downSeconds * 1000) highest = Math.max(highest, record.recommendation);
+    if (record.at <= now - downSeconds * 1000) continue;
+    const assumed = warmingUp && record.at <= now - policy.stabilization.scaleDownSeconds * 1000;
+    if (assumed && record.recommendedBy === 'forecast') continue;
+    highest = Math.max(highest, record.holds ?? record.recommendation);
   }
   let desired = current;
   if (desired < lowest) desired = lowest;
@@ -285,6 +316,7 @@ export function decideScale(input: ScaleInput): ScaleDecision {
     direction: desired > current ? 'up' : desired < current ? 'down' : 'hold',
     recommendation,
     recommendedBy,
+    holds,
     boundBy,
     inputs: {
       counts,
@@ -306,7 +338,7 @@ export function decideScale(input: ScaleInput): ScaleDecision {
       recommendation,
       window: {
         up: { seconds: upSeconds, lowest },
-        down: { seconds: downSeconds, highest, returns },
+        down: { seconds: downSeconds, highest, returns, ...(warmingUp ? { warmingUp } : {}) },
       },
       stepLimits: limits,
       ...(cooldown === undefined ? {} : { cooldown }),
@@ -325,6 +357,7 @@ export function toRecord(decision: ScaleDecision, now: number): ScaleRecord {
     from: decision.previous,
     to: decision.desired,
     recommendedBy: decision.recommendedBy,
+    holds: decision.holds,
   };
 }
 

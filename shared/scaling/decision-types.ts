@@ -54,8 +54,12 @@ export interface ScaleExplanation {
   recommendation: number;
   window: {
     up: { seconds: number; lowest: number };
-    /** Dips that came back in the last hour (countReturns): each doubled the window. */
-    down: { seconds: number; highest: number; returns: number };
+    /**
+     * Dips that came back in the last hour (countReturns): each doubled the window. `warmingUp`: the host type
+     * has less than an hour of history, so one return is assumed. `highest`: the most hosts any tick of the
+     * window needed within the tolerance.
+     */
+    down: { seconds: number; highest: number; returns: number; warmingUp?: boolean };
   };
   stepLimits: { upTo: number; downTo: number };
   cooldown?: { seconds: number; until: string };
