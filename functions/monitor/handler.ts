@@ -18,11 +18,18 @@ import type {
 } from '../../shared/groups/ports.ts';
 import { type Assessment, assessGroup, willPlanAgain } from '../../shared/monitor/assess.ts';
 import { livenessOf, ruleContext, rulesOf } from '../../shared/monitor/rule-context.ts';
-import { assessScaling, scaledHostTypes } from '../../shared/monitor/scaling.ts';
+import {
+  assessScaling,
+  demandHoursToRead,
+  readDemandHours,
+  type ScalingAssessment,
+  scaledHostTypes,
+} from '../../shared/monitor/scaling.ts';
 import type { EventStore, HostRecord, HostStore } from '../../shared/ports.ts';
 import type { Lease } from '../../shared/reconcile/lease.ts';
 import { evaluateRules } from '../../shared/rules/evaluate.ts';
 import type { RuleContext } from '../../shared/rules/types.ts';
+import { DEMAND_HOUR_KIND, demandHourId } from '../../shared/scaling/demand-memory.ts';
 import {
   type HostTypeMemory,
   SCALING_DOCUMENT_KIND,
@@ -99,6 +106,8 @@ export interface TickSummary {
   scaled?: number;
   /** Scaling documents written (only when their content changed). */
   scalingWrites?: number;
+  /** Hour documents of the predictor's demand written (one per scaled host type and hour). */
+  demandHourWrites?: number;
 }
 
 export interface InstanceChangeOutcome {
@@ -339,7 +348,8 @@ async function settleScales(deps: MonitorDeps, group: string, assessment: Assess
  * time (a retry decides at the same time, which the decider and the document both recognise): one read of the
  * group's scaling document; a ScalingDecided per host type whose count changes; the document written back only
  * when its content changed (a new recommendation or count, a new 5-minute demand bucket, a run aged out).
- * Says what changed, for the reconcile's reason.
+ * With the predictor on, a host type's first tick of an hour also writes the hour just over and reads the
+ * hours its lookback weeks need (lookbackWeeks × 3 gets). Says what changed, for the reconcile's reason.
  */
 async function settleScaling(
   deps: MonitorDeps,
@@ -354,7 +364,13 @@ async function settleScaling(
   const at = bucket * Math.max(1, deps.tickSeconds) * 1000;
   const stored = await deps.documents.get<ScalingDocument>(SCALING_DOCUMENT_KIND, name);
   summary.reads += 1;
-  const assessment = assessScaling(group, context.hosts, stored?.body, at);
+  const wanted = demandHoursToRead(group, stored?.body, at);
+  const hours = await readDemandHours(deps.documents, name, wanted);
+  summary.reads += wanted.length;
+  const assessment = assessScaling(group, context.hosts, stored?.body, at, hours);
+  // Before the scaling document, which then no longer holds them: a failed put fails the group's tick before
+  // that, and the next tick finds the hour in its recent buckets still and writes it.
+  await writeDemandHours(deps, name, assessment.demandHours, summary);
   const stream = { events: deps.events, documents: deps.documents, now: deps.now };
   const memories: Record<string, HostTypeMemory> = { ...assessment.document.hostTypes };
   const recorded: ScalingDecidedData[] = [];
@@ -386,6 +402,35 @@ async function settleScaling(
   return recorded.map(
     (decision) =>
       `autoscaler scaled ${decision.hostType} ${decision.from}→${decision.to} (${decision.boundBy})`,
+  );
+}
+
+/** Puts each completed hour once (expectedVersion 0), with its expiry for the table's TTL. */
+async function writeDemandHours(
+  deps: MonitorDeps,
+  group: string,
+  written: ScalingAssessment['demandHours'],
+  summary: TickSummary,
+): Promise<void> {
+  await Promise.all(
+    written.map(async ({ hostType, hour }) => {
+      try {
+        await deps.documents.put(
+          DEMAND_HOUR_KIND,
+          demandHourId(group, hostType, hour.hour),
+          hour,
+          0,
+          deps.now(),
+          {
+            expiresAt: new Date(hour.expiresAt),
+          },
+        );
+        summary.demandHourWrites = (summary.demandHourWrites ?? 0) + 1;
+      } catch (error) {
+        // A retried or concurrent tick wrote the same hour from the same buckets.
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    }),
   );
 }
 

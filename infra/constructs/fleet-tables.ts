@@ -25,7 +25,10 @@ export interface FleetTablesProps {
 export class FleetTables extends Construct {
   readonly events: dynamodb.Table;
   readonly hosts: dynamodb.Table;
-  /** Groups, rollouts, desired host states and plans: projections kept as versioned documents. */
+  /**
+   * Groups, rollouts, desired host states and plans: projections kept as versioned documents. Its TTL deletes
+   * the autoscaler's hour documents once past the lookback.
+   */
   readonly documents: dynamodb.Table;
 
   constructor(scope: Construct, id: string, props: FleetTablesProps = {}) {
@@ -49,6 +52,7 @@ function tableFromSchema(
     billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
     encryption: dynamodb.TableEncryption.AWS_MANAGED,
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    ...(schema.timeToLiveAttribute ? { timeToLiveAttribute: schema.timeToLiveAttribute } : {}),
     removalPolicy,
   });
   for (const index of schema.globalIndexes) {

@@ -7,7 +7,7 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, TooLargeError, ValidationError } from '../errors.ts';
-import type { DocumentKind, DocumentStore, StoredDocument } from '../groups/ports.ts';
+import type { DocumentKind, DocumentStore, PutOptions, StoredDocument } from '../groups/ports.ts';
 import {
   type CapacityListener,
   checkLimit,
@@ -17,7 +17,7 @@ import {
   encodeCursor,
   isConditionalCheckFailed,
 } from './dynamo-common.ts';
-import { DOCUMENT_INDEXES } from './table-schemas.ts';
+import { DOCUMENT_EXPIRY_ATTRIBUTE, DOCUMENT_INDEXES } from './table-schemas.ts';
 
 const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>([
   'group',
@@ -27,6 +27,7 @@ const DOCUMENT_KINDS: ReadonlySet<string> = new Set<DocumentKind>([
   'lease',
   'alarm',
   'scaling',
+  'scaling-demand',
 ]);
 /**
  * The kinds `list` serves, the only ones written to the byKind index: few and small, so the index (one
@@ -57,6 +58,8 @@ interface DocumentItem {
   body?: string;
   bodyGzip?: Uint8Array;
   updatedAt: string;
+  /** Epoch seconds after which DynamoDB's TTL deletes the item; only with an expiry. */
+  [DOCUMENT_EXPIRY_ATTRIBUTE]?: number;
 }
 
 /**
@@ -104,9 +107,13 @@ export class DynamoDocumentStore implements DocumentStore {
     body: T,
     expectedVersion: number,
     updatedAt: Date,
+    options: PutOptions = {},
   ): Promise<StoredDocument<T>> {
     checkKey(kind, id);
     checkExpectedVersion(expectedVersion);
+    if (options.expiresAt !== undefined && !Number.isFinite(options.expiresAt.getTime())) {
+      throw new ValidationError('expiresAt must be a valid time', { kind, id });
+    }
     const json = JSON.stringify(body);
     if (json === undefined) throw new ValidationError('a document body must be JSON', { kind, id });
     const large = Buffer.byteLength(json, 'utf8') > this.compressAboveBytes;
@@ -118,6 +125,9 @@ export class DynamoDocumentStore implements DocumentStore {
       version: expectedVersion + 1,
       ...(large ? { bodyGzip: new Uint8Array(gzipSync(json)) } : { body: json }),
       updatedAt: updatedAt.toISOString(),
+      ...(options.expiresAt === undefined
+        ? {}
+        : { [DOCUMENT_EXPIRY_ATTRIBUTE]: Math.ceil(options.expiresAt.getTime() / 1000) }),
     };
     const size = itemBytes(item);
     if (size > MAX_DOCUMENT_ITEM_BYTES) {

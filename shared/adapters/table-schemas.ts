@@ -33,6 +33,12 @@ export interface TableSchema {
   sortKey?: KeyAttribute;
   globalIndexes: readonly GlobalIndexSchema[];
   billingMode: 'PAY_PER_REQUEST';
+  /**
+   * The number attribute (epoch seconds) DynamoDB's TTL deletes items by, some time after it passed. The CDK
+   * table turns it on; local mode cannot: dynalite has no UpdateTimeToLive and never expires an item (its
+   * DescribeTimeToLive always answers DISABLED), which local runs, hours not weeks long, do not notice.
+   */
+  timeToLiveAttribute?: string;
 }
 
 /** One partition per stream (`host#id`, `group#name`), the event's version as sort key. */
@@ -87,6 +93,9 @@ export const DOCUMENT_INDEXES = {
   byKind: 'byKind',
 } as const;
 
+/** When a document may go (the predictor's hour documents, shared/scaling/demand-memory.ts). */
+export const DOCUMENT_EXPIRY_ATTRIBUTE = 'expiresAt';
+
 /**
  * Versioned documents that are not hosts (groups, rollouts, desired host states, plans, leases): each its own
  * partition (`key` = `${kind}#${id}`), since one partition per kind would take every rollout and plan write of
@@ -104,6 +113,7 @@ export const DOCUMENTS_TABLE: TableSchema = {
     },
   ],
   billingMode: 'PAY_PER_REQUEST',
+  timeToLiveAttribute: DOCUMENT_EXPIRY_ATTRIBUTE,
 };
 
 export interface TableNames {

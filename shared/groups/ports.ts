@@ -8,8 +8,28 @@ import type { DesiredHostState, Plan } from './model.ts';
 
 /* ───────────── Documents: projections that are not hosts (groups, rollouts, desired host states) ───────────── */
 
-/** `scaling`: the autoscaler's memory of a group (shared/scaling/scaling-document.ts). */
-export type DocumentKind = 'group' | 'rollout' | 'desired' | 'plan' | 'lease' | 'alarm' | 'scaling';
+/**
+ * `scaling`: the autoscaler's memory of a group (shared/scaling/scaling-document.ts); `scaling-demand`: one
+ * completed hour of a host type's demand, written once, read for the predictor's lookback weeks
+ * (shared/scaling/demand-memory.ts).
+ */
+export type DocumentKind =
+  | 'group'
+  | 'rollout'
+  | 'desired'
+  | 'plan'
+  | 'lease'
+  | 'alarm'
+  | 'scaling'
+  | 'scaling-demand';
+
+export interface PutOptions {
+  /**
+   * When the document may go: the store deletes it some time after (DynamoDB's TTL: typically within days, so
+   * a reader that cares checks the time itself). Local dynalite never deletes it.
+   */
+  expiresAt?: Date;
+}
 
 export interface StoredDocument<T> {
   kind: DocumentKind;
@@ -32,6 +52,7 @@ export interface DocumentStore {
     body: T,
     expectedVersion: number,
     updatedAt: Date,
+    options?: PutOptions,
   ): Promise<StoredDocument<T>>;
   /** ConflictError when the stored version is not `expectedVersion`. */
   delete(kind: DocumentKind, id: string, expectedVersion: number): Promise<void>;

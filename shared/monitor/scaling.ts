@@ -4,18 +4,31 @@
  * metrics, how many are ready, booting and draining), the schedule's floor, the forecast from the scaling
  * document's demand samples, and decideScale's answer; with the document as it should be after the tick.
  * The monitor appends the decisions that change a count and writes the document only when it changed;
- * GET /groups/{name}/scaling shows the same assessment.
+ * GET /groups/{name}/scaling shows the same assessment. Once an hour per host type the predictor's cache of the
+ * lookback weeks is loaded from the hour documents demandHoursToRead names (readDemandHours, the one function
+ * here doing I/O, for both of them), and the hour just over is handed back to be written.
  */
 
 import type { ScalingDecidedData } from '../groups/events.ts';
 import type { GroupDocument } from '../groups/group-state.ts';
 import type { CompiledHostType } from '../groups/model.ts';
+import type { DocumentStore } from '../groups/ports.ts';
 import type { RuleHost } from '../rules/types.ts';
 import { decideScale, type HostCounts, type ScaleDecision } from '../scaling/autoscaler.ts';
+import {
+  completedHours,
+  DEMAND_HOUR_KIND,
+  type DemandHour,
+  demandHourId,
+  demandMemoryOf,
+  demandSamples,
+  predictedChannels,
+  seasonalHoursToRead,
+  withSeasonal,
+} from '../scaling/demand-memory.ts';
 import { type CompiledScalingPolicy, compileScalingPolicy } from '../scaling/policy.ts';
 import { forecastDemand } from '../scaling/predictor.ts';
 import {
-  demandSamples,
   EMPTY_SCALING,
   expandHistory,
   type HostTypeMemory,
@@ -88,11 +101,61 @@ export interface ScalingAssessment {
   decisions: ScalingDecidedData[];
   /** The scaling document after the tick (decisions not yet added: only those appended are). */
   document: ScalingDocument;
+  /** Hour documents to write before the document (put once: one already there is the same hour). */
+  demandHours: Array<{ hostType: string; hour: DemandHour }>;
 }
+
+/** Hour documents as read, by host type and hour; a missing one is a gap. */
+export type DemandHours = ReadonlyMap<string, ReadonlyMap<number, DemandHour>>;
 
 /** The host types of the group the autoscaler moves. */
 export function scaledHostTypes(group: Pick<GroupDocument, 'compiled'>): CompiledHostType[] {
   return Object.values(group.compiled.hostTypes).filter((type) => type.scaling !== undefined);
+}
+
+function scaledPolicies(group: Pick<GroupDocument, 'compiled'>) {
+  // compileGroup checked the block; compiling it here resolves its defaults against the host type.
+  return scaledHostTypes(group).map((type) => ({
+    type,
+    policy: compileScalingPolicy(type.scaling, type, { at: `hostTypes.${type.name}.scaling` }),
+  }));
+}
+
+/** The hour documents assessScaling needs at `now`: none but in a host type's first tick of an hour. */
+export function demandHoursToRead(
+  group: Pick<GroupDocument, 'compiled'>,
+  stored: ScalingDocument | undefined,
+  now: number,
+): Array<{ hostType: string; hour: number }> {
+  return scaledPolicies(group).flatMap(({ type, policy }) =>
+    predictedChannels(policy).length === 0
+      ? []
+      : seasonalHoursToRead(demandMemoryOf(stored?.hostTypes[type.name]?.demand), policy.predictive, now).map(
+          (hour) => ({ hostType: type.name, hour }),
+        ),
+  );
+}
+
+/** Reads the hour documents named, at once (a refresh is lookbackWeeks × 3 gets per host type). */
+export async function readDemandHours(
+  documents: Pick<DocumentStore, 'get'>,
+  group: string,
+  wanted: ReadonlyArray<{ hostType: string; hour: number }>,
+): Promise<DemandHours> {
+  const read = await Promise.all(
+    wanted.map(({ hostType, hour }) =>
+      documents.get<DemandHour>(DEMAND_HOUR_KIND, demandHourId(group, hostType, hour)),
+    ),
+  );
+  const hours = new Map<string, Map<number, DemandHour>>();
+  read.forEach((document, i) => {
+    const { hostType, hour } = wanted[i] as { hostType: string; hour: number };
+    if (document === undefined) return;
+    const byHour = hours.get(hostType) ?? new Map<number, DemandHour>();
+    byHour.set(hour, document.body);
+    hours.set(hostType, byHour);
+  });
+  return hours;
 }
 
 function forecastOf(
@@ -105,7 +168,7 @@ function forecastOf(
   const sessions: Partial<Record<Channel, number>> = {};
   for (const channel of CHANNELS) {
     if (policy.targets[channel] === undefined) continue;
-    const samples = demandSamples(memory, channel, { at: now, sessions: demand[channel] });
+    const samples = demandSamples(memory?.demand, channel, { at: now, sessions: demand[channel] });
     const forecast = forecastDemand(samples, now, policy.predictive);
     if (forecast !== undefined) sessions[channel] = forecast.sessions;
   }
@@ -113,22 +176,29 @@ function forecastOf(
   return { sessions, at: now + policy.predictive.leadSeconds * 1000 };
 }
 
-/** The scaling pass over a group at `now` (the tick's time: a retried tick passes the same). */
+/**
+ * The scaling pass over a group at `now` (the tick's time: a retried tick passes the same), with the hour
+ * documents demandHoursToRead named (without them, a stale cache is loaded with gaps).
+ */
 export function assessScaling(
   group: Pick<GroupDocument, 'compiled'>,
   hosts: readonly RuleHost[],
   stored: ScalingDocument | undefined,
   now: number,
+  hours: DemandHours = new Map(),
 ): ScalingAssessment {
   const known = stored ?? EMPTY_SCALING;
   const hostTypes: HostTypeScaling[] = [];
   const decisions: ScalingDecidedData[] = [];
   const memories: Record<string, HostTypeMemory> = {};
-  for (const type of scaledHostTypes(group)) {
-    // compileGroup checked the block; compiling it here resolves its defaults against the host type.
-    const policy = compileScalingPolicy(type.scaling, type, { at: `hostTypes.${type.name}.scaling` });
+  const demandHours: ScalingAssessment['demandHours'] = [];
+  for (const { type, policy } of scaledPolicies(group)) {
     const observation = observeHostType(hosts, type.name);
-    const memory = known.hostTypes[type.name];
+    const memory = withDemandLoaded(known.hostTypes[type.name], policy, hours.get(type.name), now);
+    if (predictedChannels(policy).length > 0) {
+      const written = completedHours(memory?.demand, policy.predictive.lookbackWeeks, now);
+      demandHours.push(...written.map((hour) => ({ hostType: type.name, hour })));
+    }
     const scheduled = scheduledMinimum(policy.schedule, now).minimum;
     const forecast = forecastOf(policy, memory, observation.demand, now);
     const { total: _, ...counts } = observation.counts;
@@ -170,6 +240,25 @@ export function assessScaling(
       });
     }
   }
-  // Host types no longer scaled lose their memory.
-  return { hostTypes, decisions, document: { hostTypes: memories, decisions: known.decisions } };
+  // Host types no longer scaled lose their memory (their hour documents expire).
+  return { hostTypes, decisions, document: { hostTypes: memories, decisions: known.decisions }, demandHours };
+}
+
+/** The stored memory in the current layout, its seasonal cache loaded for now's hour. */
+function withDemandLoaded(
+  stored: HostTypeMemory | undefined,
+  policy: CompiledScalingPolicy,
+  hours: ReadonlyMap<number, DemandHour> | undefined,
+  now: number,
+): HostTypeMemory | undefined {
+  const channels = predictedChannels(policy);
+  if (channels.length === 0) return stored;
+  const demand = withSeasonal(
+    demandMemoryOf(stored?.demand),
+    policy.predictive,
+    hours ?? new Map(),
+    channels,
+    now,
+  );
+  return { history: [], ...stored, demand };
 }

@@ -8,39 +8,33 @@
  *   count changes, and a record stands for every tick until the next one (expandHistory gives decideScale the
  *   start and the end of each), so a steady recommendation costs no write. Records whose run ended before the
  *   longest window the policy reads (its max scale-down window, the hour of flap memory, the step periods) go.
- * - Demand samples for the predictor: per channel, one sample per 5-minute bucket (the demand seen by the
- *   bucket's first tick), for lookbackWeeks + 1 weeks, as a dense array from a start bucket (gaps are null).
- *   2 weeks of lookback keep 3 × 2016 numbers per channel: about 20 kB of JSON per channel, stored gzipped
- *   (shared/adapters/dynamo-document-store.ts) in one item well under DynamoDB's 400 kB.
+ * - Demand for the predictor (shared/scaling/demand-memory.ts), per channel one sample per 5-minute bucket (the
+ *   demand seen by the bucket's first tick): here only `recent` (the last 2 hours) and a `seasonal` cache of what
+ *   the predictor reads of each lookback week during the current hour (about 26 buckets a week), loaded once an
+ *   hour from the `scaling-demand` hour documents (`<group>#<hostType>#<hour>`, written once when the hour is
+ *   over, deleted by the table's TTL after lookbackWeeks + 1 weeks). So this document stays a few kB per host
+ *   type whatever lookbackWeeks is (8 weeks × 6 host types × 3 channels: under 64 kB of JSON), where the whole
+ *   series (lookbackWeeks + 1 weeks of buckets) outgrew DynamoDB's 400 kB item and was rewritten every 5 minutes.
  * - The last 20 decisions (ScalingDecided data, newest first), for GET /groups/{name}/scaling; the group's
  *   stream holds them all.
  */
 import { canonicalJson } from '../canonical.ts';
 import type { ScalingDecidedData } from '../groups/events.ts';
 import type { Channel } from '../schemas.ts';
-import { CHANNELS } from '../schemas.ts';
 import type { ScaleDecision, ScaleRecord } from './autoscaler.ts';
+import { type DemandMemory, predictedChannels, withSample } from './demand-memory.ts';
 import { type CompiledScalingPolicy, FLAP_MEMORY_SECONDS } from './policy.ts';
-import type { DemandSample } from './predictor.ts';
 
 export const SCALING_DOCUMENT_KIND = 'scaling';
-export const DEMAND_BUCKET_MS = 5 * 60_000;
 export const RECENT_DECISIONS = 20;
-const WEEK_MS = 7 * 86_400_000;
-
-export interface DemandBuckets {
-  /** Index of the first bucket (epoch ms / DEMAND_BUCKET_MS). */
-  start: number;
-  /** Per channel the host type has a target for: sessions at bucket start + i; null where no tick sampled it. */
-  channels: Partial<Record<Channel, Array<number | null>>>;
-}
 
 export interface HostTypeMemory {
   /** Change points of the recommendation and the count, oldest first. */
   history: ScaleRecord[];
   /** Epoch ms of the last change of the count. */
   lastScaleAt?: number;
-  demand?: DemandBuckets;
+  /** Only with the predictor on. */
+  demand?: DemandMemory;
 }
 
 export interface ScalingDocument {
@@ -87,24 +81,6 @@ export function expandHistory(memory: HostTypeMemory | undefined, now: number): 
   return expanded;
 }
 
-/** One channel's samples for forecastDemand, sorted by time, with the tick's live demand as the newest. */
-export function demandSamples(
-  memory: HostTypeMemory | undefined,
-  channel: Channel,
-  live: { at: number; sessions: number },
-): DemandSample[] {
-  const samples: DemandSample[] = [];
-  const buckets = memory?.demand;
-  const values = buckets?.channels[channel] ?? [];
-  values.forEach((sessions, i) => {
-    if (sessions === null || buckets === undefined) return;
-    const at = (buckets.start + i) * DEMAND_BUCKET_MS;
-    if (at < live.at) samples.push({ at, sessions });
-  });
-  samples.push(live);
-  return samples;
-}
-
 function recordsOf(history: readonly ScaleRecord[], decision: ScaleDecision, now: number): ScaleRecord[] {
   const last = history[history.length - 1];
   // A retried tick (or one that sees its own record) adds nothing.
@@ -130,36 +106,6 @@ function pruned(history: readonly ScaleRecord[], cutoff: number): ScaleRecord[] 
   return history.slice(first);
 }
 
-function withSample(
-  buckets: DemandBuckets | undefined,
-  demand: Partial<Record<Channel, number>>,
-  channels: readonly Channel[],
-  now: number,
-  lookbackWeeks: number,
-): DemandBuckets {
-  const bucket = Math.floor(now / DEMAND_BUCKET_MS);
-  const keep = Math.ceil(((lookbackWeeks + 1) * WEEK_MS) / DEMAND_BUCKET_MS);
-  const start = buckets?.start ?? bucket;
-  const out: DemandBuckets = { start, channels: {} };
-  for (const channel of channels) {
-    const values = [...(buckets?.channels[channel] ?? [])];
-    // Later channels (a target added by a PUT) start with gaps, so every array counts from `start`.
-    const index = bucket - start;
-    if (index >= values.length) {
-      while (values.length < index) values.push(null);
-      values.push(demand[channel] ?? 0);
-    }
-    out.channels[channel] = values;
-  }
-  const length = Math.max(0, ...Object.values(out.channels).map((values) => values?.length ?? 0));
-  const drop = Math.max(0, length - keep);
-  if (drop > 0) {
-    out.start += drop;
-    for (const channel of channels) out.channels[channel] = out.channels[channel]?.slice(drop);
-  }
-  return out;
-}
-
 /**
  * The host type's memory after a tick: the decision's record if it changed something, the runs still inside
  * the memory, a demand sample if this tick opened a new 5-minute bucket (only with the predictor on).
@@ -176,11 +122,9 @@ export function recordTick(
     decision.desired !== decision.previous &&
     !(memory?.lastScaleAt !== undefined && memory.lastScaleAt >= now);
   const lastScaleAt = changed ? now : memory?.lastScaleAt;
-  const channels = CHANNELS.filter((channel) => policy.targets[channel] !== undefined);
+  const channels = predictedChannels(policy);
   const sampled =
-    policy.predictive.enabled && channels.length > 0
-      ? withSample(memory?.demand, demand, channels, now, policy.predictive.lookbackWeeks)
-      : undefined;
+    channels.length > 0 ? withSample(memory?.demand, demand, channels, now, policy.predictive) : undefined;
   return {
     history,
     ...(lastScaleAt === undefined ? {} : { lastScaleAt }),

@@ -2,14 +2,21 @@
  * GET /groups/{name}/scaling: per scaled host type, its hosts now (ready, booting, draining), the count it
  * wants, its bounds, the demand and metrics its ready hosts report, the schedule's floor and the forecast the
  * autoscaler works with, and the decisions it took (from the group's scaling document; the stream holds all).
- * Three reads: the group document, its hosts (a page per 100), the scaling document. Nothing is written.
+ * Three reads: the group document, its hosts (a page per 100), the scaling document; in an hour's first minute,
+ * before the monitor's tick has loaded the predictor's cache for it, also the hour documents that cache needs
+ * (lookbackWeeks × 3 per host type), so the forecast shown is the one the monitor makes. Nothing is written.
  */
 import * as z from 'zod/mini';
 import { NotFoundError } from '../../../shared/errors.ts';
 import type { ScalingDecidedData } from '../../../shared/groups/events.ts';
 import type { GroupDocument } from '../../../shared/groups/group-state.ts';
 import { livenessOf, ruleContext } from '../../../shared/monitor/rule-context.ts';
-import { assessScaling } from '../../../shared/monitor/scaling.ts';
+import {
+  assessScaling,
+  type DemandHours,
+  demandHoursToRead,
+  readDemandHours,
+} from '../../../shared/monitor/scaling.ts';
 import type { HostRecord } from '../../../shared/ports.ts';
 import { SCALING_DOCUMENT_KIND, type ScalingDocument } from '../../../shared/scaling/scaling-document.ts';
 import { CHANNELS } from '../../../shared/schemas.ts';
@@ -40,23 +47,30 @@ export async function groupScaling(deps: ApiDeps, request: ApiRequest, name: str
     groupHosts(deps, name),
     deps.documents.get<ScalingDocument>(SCALING_DOCUMENT_KIND, name),
   ]);
+  const now = deps.now();
+  const hours = await readDemandHours(
+    deps.documents,
+    name,
+    demandHoursToRead(group, stored?.body, now.getTime()),
+  );
   return {
     status: 200,
     xmlRoot: 'scaling',
-    body: scalingView(name, group, records, stored?.body, deps.now()),
+    body: scalingView(name, group, records, stored?.body, now, hours),
   };
 }
 
-/** The response body, from what the three reads gave (pure). */
+/** The response body, from what the reads gave (pure). */
 export function scalingView(
   name: string,
   group: GroupDocument,
   records: readonly HostRecord[],
   stored: ScalingDocument | undefined,
   now: Date,
+  hours?: DemandHours,
 ) {
   const context = ruleContext(group, records, now, livenessOf(group, 0));
-  const assessment = assessScaling(group, context.hosts, stored, now.getTime());
+  const assessment = assessScaling(group, context.hosts, stored, now.getTime(), hours);
   const decisions: ScalingDecidedData[] = stored?.decisions ?? [];
   const hostTypes = Object.fromEntries(
     assessment.hostTypes.map((scaling) => {
