@@ -7,6 +7,7 @@
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../agent/facts/simulated.ts';
 import { MAX_DOCUMENT_ITEM_BYTES } from '../shared/adapters/dynamo-document-store.ts';
 import {
   completedHours,
@@ -29,18 +30,6 @@ const MINUTE = 60_000;
 const START = Date.UTC(2026, 10, 2, 7, 23); // mid-hour, mid-bucket
 const CHANNELS = ['voice', 'video'] as const;
 type Demand = Record<(typeof CHANNELS)[number], number>;
-
-/** mulberry32: the ticks and the demand of a run from one seed, so fast-check reports a replayable case. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What the scaling document used to keep: every bucket's first demand, lookbackWeeks + 1 weeks of them. */
 class FullSeries {
@@ -91,7 +80,7 @@ function tick(
 
 /** A weekly shape with a daily peak, noise, and now and then an outage of the monitor. */
 function ticksOf(seed: number, weeks: number): Array<{ at: number; demand: Demand }> {
-  const next = random(seed);
+  const next = mulberry32(seed);
   const ticks: Array<{ at: number; demand: Demand }> = [];
   for (let at = START; at < START + weeks * WEEK; ) {
     const day = ((at - START) % 86_400_000) / 86_400_000;
@@ -188,7 +177,7 @@ describe('the predictor memory in hour documents', () => {
   /** A scaling document with full history (noisy demand, every bucket), in both layouts. */
   function documents(lookbackWeeks: number, hostTypes: number, channels: readonly Channel[]) {
     const predictor = { lookbackWeeks, leadSeconds: 300, trendSeconds: 600 };
-    const next = random(lookbackWeeks * 100 + hostTypes);
+    const next = mulberry32(lookbackWeeks * 100 + hostTypes);
     const noisy = () => Math.round(next() * 5000);
     const now = START + (lookbackWeeks + 1) * WEEK;
     const hour = Math.floor(now / DEMAND_HOUR_MS);

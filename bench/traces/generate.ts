@@ -5,19 +5,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../../agent/facts/simulated.ts';
 import type { Trace } from '../autoscale.ts';
-
-/** mulberry32: small, seeded, good enough for noise. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Piecewise-linear demand: [minute, sessions] knots, sampled every `stepSeconds`. */
 function piecewise(knots: ReadonlyArray<readonly [number, number]>, stepSeconds: number): number[] {
@@ -109,7 +98,7 @@ const WEEKDAY = piecewise(
 );
 
 function weekly(): Trace {
-  const noise = random(9);
+  const noise = mulberry32(9);
   const demand: number[] = [];
   for (let minute = 0; minute < 4 * 7 * 1440; minute++) {
     const day = Math.floor(minute / 1440);
@@ -123,7 +112,7 @@ function weekly(): Trace {
 }
 
 function holiday(): Trace {
-  const noise = random(24);
+  const noise = mulberry32(24);
   const demand: number[] = [];
   // Four days from Monday 21 December (UTC); Paris is UTC+1 in winter.
   for (let minute = 0; minute < 4 * 1440; minute++) {
